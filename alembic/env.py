@@ -1,0 +1,34 @@
+"""Alembic environment: the URL comes from settings, or a live connection from the caller."""
+
+from alembic import context
+from sqlalchemy import Connection
+
+import db.models  # noqa: F401  (registers the tables)
+from api.settings import get_settings
+from db.base import metadata
+from db.session import make_engine
+
+config = context.config
+
+
+def run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    run(connection)
+else:
+    url = config.attributes.get("url") or get_settings().database_url
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        run(conn)
+        conn.commit()
+    engine.dispose()

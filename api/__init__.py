@@ -1,0 +1,1 @@
+"""CityScore API: a city's performance metrics, scored against targets, as open data."""

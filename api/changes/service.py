@@ -1,0 +1,46 @@
+"""Change counters per scope: the source of every ETag and Last-Modified.
+
+Scopes: ``catalogue`` (departments and metrics), ``values`` (any daily value), ``metric:<id>``
+(one metric's values and definition), ``scores`` (anything a score depends on), ``analyses``.
+A counter moves only when a write really changed something, so a replayed batch leaves every
+ETag as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from api.http.caching import Version
+from db.dialect import insert
+from db.models import DataState, utcnow
+
+TABLE = DataState.__table__  # type: ignore[attr-defined]
+
+
+def bump(session: Session, scopes: Iterable[str]) -> None:
+    """Advance each scope's counter (inside the caller's transaction)."""
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    for scope in sorted(set(scopes)):  # a fixed order: concurrent writers cannot deadlock
+        stmt = insert(dialect, TABLE).values(scope=scope, version=1, changed_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["scope"],
+            set_={"version": TABLE.c.version + 1, "changed_at": now},
+        )
+        session.execute(stmt)
+
+
+def version(session: Session, *scopes: str) -> Version:
+    """The combined version of ``scopes``: a token and the latest change time."""
+    rows = session.execute(
+        select(TABLE.c.scope, TABLE.c.version, TABLE.c.changed_at).where(
+            TABLE.c.scope.in_(scopes)
+        )
+    ).all()
+    found = {r.scope: r for r in rows}
+    token = ",".join(f"{s}:{found[s].version if s in found else 0}" for s in scopes)
+    last = max((r.changed_at for r in rows), default=None)
+    return Version(token, last)

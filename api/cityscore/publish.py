@@ -1,0 +1,119 @@
+"""Read side of CityScore: the as-of document, history, and a metric's score history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from api.cityscore import service
+from api.http.respond import Listing
+from api.scoring.scores import metric_logic
+from api.scoring.windows import WINDOW_NAMES, windows_as_of
+from db.models import Department
+
+D = Department.__table__  # type: ignore[attr-defined]
+
+
+def cityscore_document(session: Session, as_of: dt.date) -> dict[str, Any]:
+    rows = session.execute(
+        select(
+            service.M.c.id,
+            service.M.c.slug,
+            service.M.c.name,
+            D.c.slug.label("department"),
+            service.M.c.direction,
+            service.M.c.aggregation,
+            service.M.c.reference,
+        )
+        .join(D, D.c.id == service.M.c.department_id)
+        .where(service.M.c.in_cityscore)
+        .order_by(service.M.c.slug)
+    ).all()
+    ids = [r.id for r in rows]
+    scores = service.scores_for(session, ids, as_of)
+    specs = service.load_specs(session, ids)
+    daily = session.execute(
+        select(service.C.c.day, service.C.c.week, service.C.c.month, service.C.c.quarter).where(
+            service.C.c.as_of == as_of
+        )
+    ).first()
+    metrics = []
+    for r in rows:
+        s = scores[r.id]
+        metrics.append(
+            {
+                "metric": r.slug,
+                "name": r.name,
+                "department": r.department,
+                "target": specs[r.id].target_on(as_of),
+                "metric_logic": metric_logic(r.direction, r.aggregation, r.reference),
+                **{w: s[w]._asdict() for w in WINDOW_NAMES},
+            }
+        )
+    windows = windows_as_of(as_of)
+    return {
+        "as_of": as_of,
+        "windows": {w: {"start": windows[w].start, "end": windows[w].end} for w in WINDOW_NAMES},
+        "score": dict(zip(WINDOW_NAMES, daily or (None,) * 4, strict=True)),
+        "metrics": metrics,
+    }
+
+
+def cityscore_csv_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
+    out = []
+    for m in doc["metrics"]:
+        cells: list[Any] = [m["metric"], m["name"], m["department"], doc["as_of"], m["target"]]
+        cells.append(m["metric_logic"])
+        for w in WINDOW_NAMES:
+            cells += [m[w]["score"], m[w]["numerator"], m[w]["denominator"]]
+        out.append(tuple(cells))
+    return out
+
+
+def _date_listing(
+    name: str, columns: tuple[str, ...], load: Callable[[], list[tuple[Any, ...]]]
+) -> Listing:
+    """A listing over rows computed on first use, keyed by their first column (an as-of date)."""
+    cache: list[list[tuple[Any, ...]]] = []
+
+    def fetch(after: Any, limit: int | None) -> list[tuple[Any, ...]]:
+        if not cache:
+            cache.append(load())
+        rows = cache[0]
+        out = rows if after is None else [r for r in rows if r[0] > after]
+        return out if limit is None else out[:limit]
+
+    return Listing(
+        name=name,
+        columns=columns,
+        fetch=fetch,
+        key_of=lambda row: [row[0].isoformat()],
+        key_width=1,
+        parse_key=lambda key: dt.date.fromisoformat(str(key[0])),
+    )
+
+
+def history_listing(session: Session, start: dt.date, end: dt.date) -> Listing:
+    from api.cityscore.schemas import HISTORY_COLUMNS
+
+    return _date_listing(
+        "cityscore-history", HISTORY_COLUMNS, lambda: service.cityscore_history(session, start, end)
+    )
+
+
+def metric_scores_listing(
+    session: Session, metric_id: int, slug: str, start: dt.date, end: dt.date
+) -> Listing:
+    from api.cityscore.schemas import HISTORY_COLUMNS
+
+    def load() -> list[tuple[Any, ...]]:
+        return [
+            (d, *(s[w].score for w in WINDOW_NAMES))
+            for d, s in service.metric_history(session, metric_id, start, end)
+        ]
+
+    return _date_listing(f"{slug}-scores", HISTORY_COLUMNS, load)

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.changes import service as changes
+from api.cityscore import publish
+from api.cityscore.schemas import CSV_COLUMNS, CityScore, History
+from api.deps import SessionDep, SettingsDep
+from api.http import respond
+from api.http.params import check_range, parse_date
+from api.metrics import service as metrics_service
+
+router = APIRouter(prefix="/v1", tags=["cityscore"])
+
+SCOPES = ("catalogue", "scores")
+CSV_TEXT = frozenset({"name", "metric_logic"})
+
+
+def _default_range(
+    start_raw: str | None, end_raw: str | None, today: dt.date
+) -> tuple[dt.date, dt.date]:
+    start, end = parse_date("start", start_raw), parse_date("end", end_raw)
+    end = end or today
+    start = start or end - dt.timedelta(days=364)
+    check_range(start, end)
+    if (end - start).days > 366 * 50:
+        from api.errors import BadRequest
+
+        raise BadRequest("The range may span at most 50 years.")
+    return start, end
+
+
+@router.get("/cityscore", response_model=CityScore, operation_id="getCityScore")
+def get_cityscore(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    as_of: str | None = Query(None, description="Publication date YYYY-MM-DD; default today"),
+) -> Response:
+    """CityScore as of a date: the four windows, the city's score and every metric's scores.
+
+    `/v1/cityscore.csv` gives one row per metric with Boston's Full Metric List columns.
+    """
+    day = parse_date("as_of", as_of) or settings.today()
+    version = changes.version(session, *SCOPES)
+    return respond.document(
+        request,
+        version,
+        lambda: publish.cityscore_document(session, day),
+        extra=day.isoformat(),
+        csv_rows=lambda doc: (
+            f"cityscore-{day.isoformat()}",
+            CSV_COLUMNS,
+            publish.cityscore_csv_rows(doc),
+            CSV_TEXT,
+        ),
+    )
+
+
+@router.get("/cityscore/history", response_model=History, operation_id="getCityScoreHistory")
+def get_cityscore_history(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    start: str | None = Query(None, description="First as-of date; default end - 364 days"),
+    end: str | None = Query(None, description="Last as-of date; default today"),
+) -> Response:
+    """CityScore per as-of date, one row per date: `{as_of, day, week, month, quarter}`."""
+    first, last = _default_range(start, end, settings.today())
+    version = changes.version(session, *SCOPES)
+    return respond.collection(
+        request,
+        publish.history_listing(session, first, last),
+        version,
+        extra=f"{first}:{last}",
+        base_url=settings.public_base_url,
+    )
+
+
+@router.get("/metrics/{slug}/scores", response_model=History, operation_id="getMetricScores")
+def get_metric_scores(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    slug: str,
+    start: str | None = Query(None, description="First as-of date; default end - 364 days"),
+    end: str | None = Query(None, description="Last as-of date; default today"),
+) -> Response:
+    """A metric's window scores per as-of date: `{as_of, day, week, month, quarter}`."""
+    first, last = _default_range(start, end, settings.today())
+    metric_id = metrics_service.metric_id(session, slug)
+    version = changes.version(session, "catalogue", f"metric:{metric_id}", "scores")
+    return respond.collection(
+        request,
+        publish.metric_scores_listing(session, metric_id, slug, first, last),
+        version,
+        extra=f"{first}:{last}",
+        base_url=settings.public_base_url,
+    )

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, Request, Response
+
+from api.changes import service as changes
+from api.deps import AdminKey, SessionDep, SettingsDep
+from api.departments import service
+from api.departments.schemas import DepartmentIn, DepartmentList, DepartmentOut
+from api.http import respond
+from api.schemas import SLUG_PATTERN
+
+router = APIRouter(prefix="/v1/departments", tags=["departments"])
+
+
+@router.get("", response_model=DepartmentList, operation_id="listDepartments")
+def list_departments(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """All departments, by slug. CSV with `.csv` or `Accept: text/csv`."""
+    version = changes.version(session, *service.SCOPES)
+    return respond.collection(
+        request, service.listing(session), version, base_url=settings.public_base_url
+    )
+
+
+@router.get("/{slug}", response_model=DepartmentOut, operation_id="getDepartment")
+def get_department(request: Request, session: SessionDep, slug: str) -> Response:
+    """One department."""
+    version = changes.version(session, *service.SCOPES)
+    dept = service.get(session, slug)
+    return respond.document(request, version, lambda: service.to_public(dept))
+
+
+@router.put(
+    "/{slug}",
+    response_model=DepartmentOut,
+    operation_id="putDepartment",
+    responses={201: {"model": DepartmentOut, "description": "Created"}},
+)
+def put_department(
+    session: SessionDep,
+    _key: AdminKey,
+    body: DepartmentIn,
+    slug: str = Path(pattern=SLUG_PATTERN, max_length=100),
+) -> Response:
+    """Create or fully replace a department (admin key)."""
+    dept, created = service.put(session, slug, body)
+    session.commit()
+    return respond.json_response(service.to_public(dept), status_code=201 if created else 200)

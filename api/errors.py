@@ -1,0 +1,169 @@
+"""One error hierarchy and one handler: every failure is RFC 9457 problem+json.
+
+The body is ``{type, title, status, detail, message}`` (``message`` repeats ``detail`` for
+Socrata-style clients), plus ``errors: [{row, field, message}]`` for validation failures.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger("cityscore")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://cityscore.dev/problems/"
+
+
+class APIError(Exception):
+    status = 500
+    title = "Internal Server Error"
+    slug = "internal"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class BadRequest(APIError):
+    status, title, slug = 400, "Bad Request", "bad-request"
+
+
+class Unauthorized(APIError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(APIError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(APIError):
+    status, title, slug = 404, "Not Found", "not-found"
+
+
+class Conflict(APIError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class PayloadTooLarge(APIError):
+    status, title, slug = 413, "Content Too Large", "too-large"
+
+
+class UnsupportedMediaType(APIError):
+    status, title, slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+
+class Unprocessable(APIError):
+    status, title, slug = 422, "Unprocessable Content", "invalid-body"
+
+
+class TooManyRequests(APIError):
+    status, title, slug = 429, "Too Many Requests", "rate-limited"
+
+
+class ServiceUnavailable(APIError):
+    status, title, slug = 503, "Service Unavailable", "store-unavailable"
+
+
+def problem_response(
+    status: int,
+    title: str,
+    slug: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "message": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def api_error_response(exc: APIError) -> Response:
+    return problem_response(
+        exc.status, exc.title, exc.slug, exc.detail, errors=exc.errors, headers=exc.headers
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> tuple[bool, list[dict[str, Any]]]:
+    """Flatten pydantic errors to ``{row, field, message}``; report whether the body failed."""
+    in_body = False
+    out = []
+    for err in exc.errors():
+        loc = list(err.get("loc", ()))
+        where = loc[0] if loc else ""
+        in_body = in_body or where == "body"
+        rest = loc[1:]
+        row = rest[0] if rest and isinstance(rest[0], int) else None
+        field_parts = [str(p) for p in (rest[1:] if row is not None else rest)]
+        out.append(
+            {"row": row, "field": ".".join(field_parts) or str(where), "message": err["msg"]}
+        )
+    return in_body, out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_request: Request, exc: APIError) -> Response:
+        return api_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
+        in_body, errors = _validation_errors(exc)
+        if in_body:
+            return problem_response(
+                422, Unprocessable.title, Unprocessable.slug, "The request body is invalid.",
+                errors=errors,
+            )
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem_response(400, BadRequest.title, BadRequest.slug, detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Not Found", 405: "Method Not Allowed"}
+        title = titles.get(exc.status_code, "Error")
+        slug = title.lower().replace(" ", "-")
+        return problem_response(
+            exc.status_code, title, slug, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _store_down(_request: Request, exc: OperationalError) -> Response:
+        log.warning("store unavailable: %s", exc)
+        return api_error_response(ServiceUnavailable("The data store is unavailable."))
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(_request: Request, exc: DBAPIError) -> Response:
+        if exc.connection_invalidated:
+            return api_error_response(ServiceUnavailable("The data store is unavailable."))
+        log.exception("database error")
+        return problem_response(500, "Internal Server Error", "internal", "Unexpected error.")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return problem_response(500, "Internal Server Error", "internal", "Unexpected error.")

@@ -1,0 +1,1 @@
+"""Domain-free HTTP machinery: formats, CSV streaming, paging, caching, rate limits."""

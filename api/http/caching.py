@@ -1,0 +1,61 @@
+"""ETag, Last-Modified and conditional requests (304), from a data version token."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from email.utils import format_datetime, parsedate_to_datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+CACHE_CONTROL = "public, max-age=60"
+
+
+@dataclass(frozen=True)
+class Version:
+    """What the data behind a response looks like: changes exactly when that data changes."""
+
+    token: str
+    last_modified: dt.datetime | None  # naive UTC
+
+
+def make_etag(request: Request, version: Version, representation: str, extra: str = "") -> str:
+    query = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.multi_items()))
+    raw = "|".join((version.token, representation, request.url.path, query, extra))
+    return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
+
+
+def http_date(ts: dt.datetime) -> str:
+    return format_datetime(ts.replace(tzinfo=dt.UTC, microsecond=0), usegmt=True)
+
+
+def cache_headers(etag: str, version: Version) -> dict[str, str]:
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept"}
+    if version.last_modified is not None:
+        headers["Last-Modified"] = http_date(version.last_modified)
+    return headers
+
+
+def not_modified(request: Request, etag: str, version: Version) -> bool:
+    """RFC 9110 13.2.2: If-None-Match wins; If-Modified-Since only without it."""
+    inm = request.headers.get("if-none-match")
+    if inm is not None:
+        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        return "*" in tags or etag in tags
+    ims = request.headers.get("if-modified-since")
+    if ims and version.last_modified is not None:
+        try:
+            since = parsedate_to_datetime(ims)
+        except (TypeError, ValueError, IndexError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
+        modified = version.last_modified.replace(tzinfo=dt.UTC, microsecond=0)
+        return modified <= since
+    return False
+
+
+def not_modified_response(headers: dict[str, str]) -> Response:
+    return Response(status_code=304, headers=headers)

@@ -1,0 +1,47 @@
+"""Content negotiation: JSON by default, CSV by a ``.csv`` suffix or ``Accept: text/csv``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+class CsvSuffixMiddleware:
+    """Serve ``/v1/anything.csv`` by the route of ``/v1/anything``, marked as a CSV request."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith(".csv"):
+            scope = dict(scope)
+            scope["path"] = scope["path"][:-4]
+            scope["raw_path"] = scope["path"].encode()
+            scope.setdefault("state", {})["csv_suffix"] = True
+        await self.app(scope, receive, send)
+
+
+def _accept_prefers_csv(accept: str) -> bool:
+    best_q, best = -1.0, ""
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for p in params:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        if media in ("text/csv", "application/json", "application/*", "*/*", "text/*") and (
+            q > best_q or (q == best_q and media == "text/csv")
+        ):
+            best_q, best = q, media
+    return best == "text/csv" and best_q > 0
+
+
+def wants_csv(request: Request) -> bool:
+    if request.scope.get("state", {}).get("csv_suffix"):
+        return True
+    return _accept_prefers_csv(request.headers.get("accept", ""))

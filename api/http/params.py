@@ -1,0 +1,39 @@
+"""Strict parsing of query parameters shared by every endpoint (400 on anything malformed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from api.errors import BadRequest
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_date(name: str, raw: str | None) -> dt.date | None:
+    if raw is None or raw == "":
+        return None
+    if not _DATE_RE.match(raw):
+        raise BadRequest(f"{name} must be a date as YYYY-MM-DD; got {raw!r}.")
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{name} is not a real calendar date: {raw!r}.") from None
+
+
+def parse_instant(name: str, raw: str | None) -> dt.datetime | None:
+    """An RFC 3339 instant with an offset (or Z), returned as naive UTC."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError:
+        raise BadRequest(f"{name} must be an RFC 3339 instant such as 2026-05-16T00:00:00Z.") from None
+    if value.tzinfo is None:
+        raise BadRequest(f"{name} needs a time zone offset or Z.")
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def check_range(start: dt.date | None, end: dt.date | None) -> None:
+    if start is not None and end is not None and start > end:
+        raise BadRequest(f"start ({start}) is after end ({end}).")

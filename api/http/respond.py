@@ -1,0 +1,157 @@
+"""One data fetch feeds every renderer: a Listing renders as a JSON page or a CSV stream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from api.errors import BadRequest
+from api.http.caching import Version, cache_headers, make_etag, not_modified, not_modified_response
+from api.http.csv import csv_lines, lf_to_crlf, with_bom
+from api.http.formats import CSV_MEDIA_TYPE, wants_csv
+from api.http.paging import decode_cursor, encode_cursor, parse_limit, query_fingerprint
+
+Row = Sequence[Any]
+JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass
+class Listing:
+    """A collection: its columns, how to fetch rows after a keyset key, and how to key a row.
+
+    ``fetch(after, limit)`` returns rows in the collection's unique order, strictly after the key
+    ``after`` (None: from the start), at most ``limit`` rows (None: all of them, lazily).
+    ``key_of(row)`` gives a row's keyset key as JSON primitives; ``parse_key`` turns a decoded
+    cursor key back into what ``fetch`` expects (raising ValueError when it is malformed).
+    ``copy_csv``, when set, streams the whole collection as ready CSV bytes with LF row ends
+    (PostgreSQL's COPY): the fast path for bulk downloads.
+    """
+
+    name: str
+    columns: Sequence[str]
+    fetch: Callable[[Any, int | None], Iterable[Row]]
+    key_of: Callable[[Row], list[Any]]
+    key_width: int
+    parse_key: Callable[[list[Any]], Any] = lambda key: key
+    text_columns: frozenset[str] = field(default_factory=frozenset)
+    copy_csv: Callable[[], Iterator[bytes]] | None = None
+    csv_fetch: Callable[[Any, int | None], Iterable[Row]] | None = None  # CSV-shaped rows
+
+
+def _bom(request: Request) -> bool:
+    raw = request.query_params.get("bom")
+    if raw is None:
+        return False
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise BadRequest("bom must be true or false.")
+
+
+def _next_url(request: Request, cursor: str, base_url: str) -> str:
+    url = request.url.include_query_params(cursor=cursor)
+    if base_url:
+        return base_url.rstrip("/") + url.path + ("?" + url.query if url.query else "")
+    return str(url)
+
+
+def _json(body: Any) -> bytes:
+    return orjson.dumps(body, option=JSON_OPTIONS)
+
+
+def collection(
+    request: Request,
+    listing: Listing,
+    version: Version,
+    *,
+    extra: str = "",
+    base_url: str = "",
+) -> Response:
+    """Answer a collection GET: 304, a streamed CSV, or one JSON page with a ``next`` link."""
+    csv = wants_csv(request)
+    bom = _bom(request)
+    fingerprint = query_fingerprint(request)
+    after = None
+    limit = None
+    if not csv:
+        limit = parse_limit(request.query_params.get("limit"))
+        raw_cursor = request.query_params.get("cursor")
+        if raw_cursor is not None:
+            key = decode_cursor(raw_cursor, fingerprint, listing.key_width)
+            try:
+                after = listing.parse_key(key)
+            except (ValueError, TypeError):
+                raise BadRequest("cursor is malformed.") from None
+    etag = make_etag(request, version, "csv" if csv else "json", extra)
+    headers = cache_headers(etag, version)
+    if not_modified(request, etag, version):
+        return not_modified_response(headers)
+    if csv:
+        headers["Content-Disposition"] = f'attachment; filename="{listing.name}.csv"'
+        if listing.copy_csv is not None:
+            body = with_bom(lf_to_crlf(listing.copy_csv()), bom)
+        else:
+            body = with_bom(
+                csv_lines(
+                    listing.columns,
+                    (listing.csv_fetch or listing.fetch)(None, None),
+                    listing.text_columns,
+                ),
+                bom,
+            )
+        return StreamingResponse(body, media_type=CSV_MEDIA_TYPE, headers=headers)
+    assert limit is not None
+    rows = list(listing.fetch(after, limit + 1))
+    next_url = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_url = _next_url(
+            request, encode_cursor(listing.key_of(rows[-1]), fingerprint), base_url
+        )
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    columns = listing.columns
+    data = [dict(zip(columns, row, strict=True)) for row in rows]
+    return Response(
+        _json({"data": data, "next": next_url}), media_type="application/json", headers=headers
+    )
+
+
+def document(
+    request: Request,
+    version: Version,
+    build: Callable[[], Any],
+    *,
+    extra: str = "",
+    csv_rows: Callable[[Any], tuple[str, Sequence[str], Iterable[Row], frozenset[str]]]
+    | None = None,
+) -> Response:
+    """Answer a single-document GET (JSON, or CSV when the document has a tabular form)."""
+    csv = wants_csv(request) and csv_rows is not None
+    bom = _bom(request)
+    etag = make_etag(request, version, "csv" if csv else "json", extra)
+    headers = cache_headers(etag, version)
+    if not_modified(request, etag, version):
+        return not_modified_response(headers)
+    body = build()
+    if csv and csv_rows is not None:
+        name, columns, rows, text_columns = csv_rows(body)
+        headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return StreamingResponse(
+            with_bom(csv_lines(columns, rows, text_columns), bom),
+            media_type=CSV_MEDIA_TYPE,
+            headers=headers,
+        )
+    return Response(_json(body), media_type="application/json", headers=headers)
+
+
+def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A plain JSON answer (writes, receipts): no caching headers."""
+    return Response(
+        _json(body), status_code=status_code, media_type="application/json", headers=headers
+    )

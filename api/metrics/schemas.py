@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.schemas import FiniteFloat, Slug
+
+Direction = Literal["higher_is_better", "lower_is_better"]
+Aggregation = Literal["pooled_ratio", "median", "mean", "mean_of_ratios", "sum"]
+Reference = Literal["target", "baseline"]
+
+METRIC_COLUMNS = (
+    "slug",
+    "name",
+    "description",
+    "department",
+    "unit",
+    "direction",
+    "aggregation",
+    "reference",
+    "target",
+    "targets",
+    "baseline_years",
+    "in_cityscore",
+    "metric_logic",
+    "source_url",
+    "updated_at",
+)
+
+
+class TargetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    effective_from: dt.date
+    value: FiniteFloat = Field(gt=0)
+
+
+class MetricIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    department: Slug
+    unit: str | None = Field(default=None, max_length=100)
+    direction: Direction
+    aggregation: Aggregation
+    reference: Reference
+    targets: list[TargetIn] = Field(default_factory=list)
+    baseline_years: int = Field(default=10, ge=1, le=50)
+    in_cityscore: bool = True
+    source_url: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _targets_match_reference(self) -> MetricIn:
+        if self.reference == "target" and not self.targets:
+            raise ValueError("a metric scored against a target needs at least one target")
+        if self.reference == "baseline" and self.targets:
+            raise ValueError("a baseline metric has no targets (targets must be [])")
+        days = [t.effective_from for t in self.targets]
+        if len(set(days)) != len(days):
+            raise ValueError("two targets share an effective_from date")
+        return self
+
+
+class TargetOut(BaseModel):
+    effective_from: dt.date
+    value: float
+
+
+class MetricOut(BaseModel):
+    slug: str
+    name: str
+    description: str | None
+    department: str
+    unit: str | None
+    direction: Direction
+    aggregation: Aggregation
+    reference: Reference
+    target: float | None
+    targets: list[TargetOut]
+    baseline_years: int
+    in_cityscore: bool
+    metric_logic: str
+    source_url: str | None
+    updated_at: dt.datetime
+
+
+class MetricList(BaseModel):
+    data: list[MetricOut]
+    next: str | None

@@ -1,0 +1,1 @@
+"""Boston's CityScore method as pure functions: windows, aggregates, scores. No I/O."""

@@ -1,0 +1,101 @@
+"""A metric's daily series and its aggregate over any date range.
+
+The series keeps only the days that have a value, sorted, so a window is two bisections and
+slices. Sums use ``math.fsum`` (correctly rounded, independent of order), so a window's total
+does not depend on how the days were loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+from typing import NamedTuple
+
+AGGREGATIONS = ("pooled_ratio", "median", "mean", "mean_of_ratios", "sum")
+RATIO_AGGREGATIONS = ("pooled_ratio", "mean_of_ratios")
+
+
+class Point(NamedTuple):
+    date: dt.date
+    value: float | None
+    numerator: float | None
+    denominator: float | None
+
+
+class Aggregate(NamedTuple):
+    """A window's aggregate ``value`` (None without data), the day count and ratio sums."""
+
+    value: float | None
+    days: int
+    numerator: float | None
+    denominator: float | None
+
+
+EMPTY = Aggregate(None, 0, None, None)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+class Series:
+    """One metric's daily points (deleted days left out)."""
+
+    __slots__ = ("denominators", "numerators", "ordinals", "ratios", "values")
+
+    def __init__(self, points: Iterable[Point]):
+        rows = sorted(points, key=lambda p: p.date)
+        self.ordinals = [p.date.toordinal() for p in rows]
+        self.values = [p.value for p in rows]
+        self.numerators = [p.numerator for p in rows]
+        self.denominators = [p.denominator for p in rows]
+        self.ratios = [_ratio(p.numerator, p.denominator) for p in rows]
+
+    def __len__(self) -> int:
+        return len(self.ordinals)
+
+    def span(self, start: dt.date, end: dt.date) -> tuple[int, int]:
+        """Index range [i, j) of the points inside [start, end]."""
+        return (
+            bisect_left(self.ordinals, start.toordinal()),
+            bisect_right(self.ordinals, end.toordinal()),
+        )
+
+    def has_data(self, start: dt.date, end: dt.date) -> bool:
+        i, j = self.span(start, end)
+        return j > i
+
+    def aggregate(self, aggregation: str, spans: Iterable[tuple[int, int]]) -> Aggregate:
+        """Aggregate the points in ``spans`` (pooled, as one set of days)."""
+        ranges = [(i, j) for i, j in spans if j > i]
+        days = sum(j - i for i, j in ranges)
+        if days == 0:
+            return EMPTY
+        if aggregation in RATIO_AGGREGATIONS:
+            num = math.fsum(x for i, j in ranges for x in self.numerators[i:j] if x is not None)
+            den = math.fsum(
+                x for i, j in ranges for x in self.denominators[i:j] if x is not None
+            )
+            if aggregation == "pooled_ratio":
+                return Aggregate(num / den if den else None, days, num, den)
+            ratios = [x for i, j in ranges for x in self.ratios[i:j] if x is not None]
+            mean = math.fsum(ratios) / len(ratios) if ratios else None
+            return Aggregate(mean, days, num, den)
+        values = [x for i, j in ranges for x in self.values[i:j] if x is not None]
+        if not values:
+            return Aggregate(None, days, None, None)
+        if aggregation == "mean":
+            return Aggregate(math.fsum(values) / len(values), days, None, None)
+        if aggregation == "sum":
+            return Aggregate(math.fsum(values), days, None, None)
+        if aggregation == "median":
+            return Aggregate(float(statistics.median(values)), days, None, None)
+        raise ValueError(f"unknown aggregation {aggregation!r}")
+
+    def window(self, aggregation: str, start: dt.date, end: dt.date) -> Aggregate:
+        return self.aggregate(aggregation, [self.span(start, end)])

@@ -1,0 +1,186 @@
+"""Window scores, Boston's published numerator/denominator, and ``metric_logic``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from api.scoring.aggregates import Aggregate, Series
+from api.scoring.windows import WINDOW_NAMES, Window, shift_window, windows_as_of
+
+DIRECTIONS = ("higher_is_better", "lower_is_better")
+REFERENCES = ("target", "baseline")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What scoring needs to know about a metric."""
+
+    direction: str
+    aggregation: str
+    reference: str
+    targets: tuple[tuple[dt.date, float], ...] = ()  # (effective_from, value), sorted
+    baseline_years: int = 10
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "higher_is_better"
+
+    def target_on(self, day: dt.date) -> float | None:
+        """The target in force on ``day``: the latest one effective on or before it."""
+        if self.reference != "target" or not self.targets:
+            return None
+        i = bisect_right([t[0] for t in self.targets], day)
+        return self.targets[i - 1][1] if i else None
+
+
+class WindowScore(NamedTuple):
+    score: float | None
+    numerator: float | None
+    denominator: float | None
+
+
+EMPTY_SCORE = WindowScore(None, None, None)
+
+
+class ScoreRow(NamedTuple):
+    as_of: dt.date
+    day: WindowScore
+    week: WindowScore
+    month: WindowScore
+    quarter: WindowScore
+
+
+_TARGET_LOGIC = {
+    "pooled_ratio": "sum(numerator_value)/sum(denominator_value)",
+    "mean_of_ratios": "average(sum(numerator_value)/sum(denominator_value))",
+    "median": "median",
+    "mean": "average(value)",
+    "sum": "sum(value)",
+}
+_BASELINE_TERM = {
+    "pooled_ratio": "ratio",
+    "mean_of_ratios": "average_ratio",
+    "median": "median",
+    "mean": "average",
+    "sum": "sum",
+}
+
+
+def metric_logic(direction: str, aggregation: str, reference: str) -> str:
+    """Boston's ``metric_logic`` string for a metric of this kind."""
+    higher = direction == "higher_is_better"
+    if reference == "baseline":
+        term = _BASELINE_TERM[aggregation]
+        current, historical = f"current_{term}", f"historical_{term}"
+        return f"{current} / {historical}" if higher else f"{historical} / {current}"
+    a = _TARGET_LOGIC[aggregation]
+    if higher:
+        return f"{a}/target"
+    if aggregation == "pooled_ratio":
+        return f"target / ({a})"
+    return f"target / {a}"
+
+
+def _divide(numerator: float | None, denominator: float | None) -> float | None:
+    """Score from a ratio: null without data or with a zero divisor; no cap; floor 0."""
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    score = numerator / denominator
+    if math.isnan(score) or math.isinf(score):
+        return None
+    return max(0.0, score)
+
+
+def window_score(
+    spec: MetricSpec, current: Aggregate, reference: float | None
+) -> WindowScore:
+    """Score one window's aggregate against its reference, with Boston's published pair."""
+    a = current.value
+    if spec.aggregation == "pooled_ratio" and spec.reference == "target":
+        # Boston: sum(numerator)/sum(denominator)/target, publishing the two sums.
+        score = _divide(a, reference) if spec.higher_is_better else _divide(reference, a)
+        return WindowScore(score, current.numerator, current.denominator)
+    if spec.higher_is_better:
+        numerator, denominator = a, reference
+    else:
+        numerator, denominator = reference, a
+    score = _divide(numerator, denominator)
+    if spec.aggregation == "mean_of_ratios":
+        return WindowScore(score, None, None)
+    return WindowScore(score, numerator, denominator)
+
+
+def _baseline(
+    spec: MetricSpec, series: Series, window: Window
+) -> float | None:
+    """Same window shifted back 1..baseline_years years, pooled over the years with data."""
+    spans = []
+    years_with_data = 0
+    for k in range(1, spec.baseline_years + 1):
+        shifted = shift_window(window, k)
+        i, j = series.span(shifted.start, shifted.end)
+        if j > i:
+            spans.append((i, j))
+            years_with_data += 1
+    if not spans:
+        return None
+    pooled = series.aggregate(spec.aggregation, spans).value
+    if pooled is not None and spec.aggregation == "sum":
+        return pooled / years_with_data  # a typical year's total for this window
+    return pooled
+
+
+def score_as_of(
+    spec: MetricSpec,
+    series: Series,
+    as_of_dates: Iterable[dt.date],
+) -> list[ScoreRow]:
+    """Every window's score for each as-of date; windows shared between dates are computed once."""
+    current_cache: dict[Window, Aggregate] = {}
+    baseline_cache: dict[Window, float | None] = {}
+
+    def current(window: Window) -> Aggregate:
+        agg = current_cache.get(window)
+        if agg is None:
+            agg = series.window(spec.aggregation, window.start, window.end)
+            current_cache[window] = agg
+        return agg
+
+    def baseline(window: Window) -> float | None:
+        if window not in baseline_cache:
+            baseline_cache[window] = _baseline(spec, series, window)
+        return baseline_cache[window]
+
+    rows = []
+    for as_of in as_of_dates:
+        windows = windows_as_of(as_of)
+        if spec.reference == "baseline":
+            refs: dict[str, float | None] = {
+                name: baseline(windows["week" if name == "day" else name])
+                for name in WINDOW_NAMES
+            }
+        else:
+            target = spec.target_on(as_of)
+            refs = dict.fromkeys(WINDOW_NAMES, target)
+        scores = [window_score(spec, current(windows[name]), refs[name]) for name in WINDOW_NAMES]
+        rows.append(ScoreRow(as_of, *scores))
+    return rows
+
+
+def has_current_data(series: Series, as_of: dt.date) -> bool:
+    """Whether any of the four windows as of ``as_of`` holds a value (the quarter spans them)."""
+    w = windows_as_of(as_of)
+    return series.has_data(w["quarter"].start, w["quarter"].end) or series.has_data(
+        w["week"].start, w["day"].end
+    )
+
+
+def mean_score(scores: Sequence[float | None]) -> float | None:
+    """CityScore's plain mean of the non-null scores (correctly rounded sum)."""
+    present = [s for s in scores if s is not None]
+    return math.fsum(present) / len(present) if present else None

@@ -1,0 +1,104 @@
+"""Scoring windows as of a publication date, and shifting them back by whole years."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Iterable
+from typing import NamedTuple
+
+WINDOW_NAMES = ("day", "week", "month", "quarter")
+ONE_DAY = dt.timedelta(days=1)
+
+
+class Window(NamedTuple):
+    start: dt.date
+    end: dt.date
+
+
+def month_start(d: dt.date, months_back: int = 0) -> dt.date:
+    """First day of the month ``months_back`` months before the month of ``d``."""
+    index = d.year * 12 + (d.month - 1) - months_back
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def monday_of(d: dt.date) -> dt.date:
+    return d - dt.timedelta(days=d.weekday())
+
+
+def windows_as_of(as_of: dt.date) -> dict[str, Window]:
+    """The four windows published as of ``as_of``.
+
+    day = the day before; week = the last complete Monday-Sunday week before; month = the last
+    complete calendar month; quarter = the last three complete calendar months (moves monthly).
+    """
+    monday = monday_of(as_of)
+    this_month = month_start(as_of)
+    last_of_prev = this_month - ONE_DAY
+    return {
+        "day": Window(as_of - ONE_DAY, as_of - ONE_DAY),
+        "week": Window(monday - dt.timedelta(days=7), monday - ONE_DAY),
+        "month": Window(month_start(as_of, 1), last_of_prev),
+        "quarter": Window(month_start(as_of, 3), last_of_prev),
+    }
+
+
+def _is_last_of_february(d: dt.date) -> bool:
+    return d.month == 2 and d.day == calendar.monthrange(d.year, 2)[1]
+
+
+def shift_years(d: dt.date, years: int, *, end: bool = False) -> dt.date:
+    """The same calendar date ``years`` years earlier; Feb 29 maps to Feb 28.
+
+    A window *end* on the last day of February maps to the last day of February, so that a
+    window covering all of February covers all of February in every baseline year (leap day
+    included).
+    """
+    year = d.year - years
+    if end and _is_last_of_february(d):
+        return dt.date(year, 2, calendar.monthrange(year, 2)[1])
+    if d.month == 2 and d.day == 29 and not calendar.isleap(year):
+        return dt.date(year, 2, 28)
+    return d.replace(year=year)
+
+
+def shift_window(window: Window, years: int) -> Window:
+    return Window(shift_years(window.start, years), shift_years(window.end, years, end=True))
+
+
+def as_of_dates_reading(day: dt.date) -> list[dt.date]:
+    """Every as-of date whose current day, week, month or quarter window contains ``day``."""
+    out = {day + ONE_DAY}
+    week_after = monday_of(day) + dt.timedelta(days=7)
+    out.update(week_after + dt.timedelta(days=i) for i in range(7))
+    first = month_start(day, -1)
+    last = month_start(day, -4) - ONE_DAY
+    out.update(first + dt.timedelta(days=i) for i in range((last - first).days + 1))
+    return sorted(out)
+
+
+def as_of_dates_affected(days: Iterable[dt.date], baseline_years: int) -> set[dt.date]:
+    """A superset of the as-of dates whose scores can change when values on ``days`` change.
+
+    With ``baseline_years`` > 0 the value also feeds the baselines of the same windows up to
+    that many years later.
+    """
+    out: set[dt.date] = set()
+    for day in set(days):
+        out.update(as_of_dates_reading(day))
+        for k in range(1, baseline_years + 1):
+            year = day.year + k
+            candidates = []
+            if day.month == 2 and day.day >= 28:
+                candidates.append(dt.date(year, 2, 28))
+                if calendar.isleap(year):
+                    candidates.append(dt.date(year, 2, 29))
+            else:
+                candidates.append(day.replace(year=year))
+            for c in candidates:
+                out.update(as_of_dates_reading(c))
+    return out
+
+
+def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]

@@ -1,0 +1,1 @@
+"""Storage layer: tables, engine and session. Never imports ``api``."""

@@ -1,0 +1,209 @@
+"""Tables only. Every timestamp is naive UTC; every date is the city's local calendar day."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+import db.base  # noqa: F401  (installs the naming convention before any table is declared)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Department(SQLModel, table=True):
+    __tablename__ = "departments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    cabinet: str | None = Field(default=None, sa_column=Column(String(200)))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    url: str | None = Field(default=None, sa_column=Column(String(500)))
+    updated_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+
+
+class Metric(SQLModel, table=True):
+    __tablename__ = "metrics"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    department_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("departments.id"), nullable=False, index=True)
+    )
+    unit: str | None = Field(default=None, sa_column=Column(String(100)))
+    direction: str = Field(sa_column=Column(String(20), nullable=False))
+    aggregation: str = Field(sa_column=Column(String(20), nullable=False))
+    reference: str = Field(sa_column=Column(String(20), nullable=False))
+    baseline_years: int = Field(sa_column=Column(Integer, nullable=False))
+    in_cityscore: bool = Field(nullable=False)
+    source_url: str | None = Field(default=None, sa_column=Column(String(500)))
+    updated_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+
+
+class MetricTarget(SQLModel, table=True):
+    """A target value in force from ``effective_from`` until the next one starts."""
+
+    __tablename__ = "metric_targets"
+    __table_args__ = (UniqueConstraint("metric_id", "effective_from"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    metric_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("metrics.id", ondelete="CASCADE"), nullable=False)
+    )
+    effective_from: dt.date = Field(sa_column=Column(Date, nullable=False))
+    value: float = Field(sa_column=Column(Float, nullable=False))
+
+
+class MetricValue(SQLModel, table=True):
+    """The current version of one metric's value on one day; deletions stay as tombstones."""
+
+    __tablename__ = "metric_values"
+    __table_args__ = (Index("ix_metric_values_updated_at", "updated_at"),)
+
+    metric_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("metrics.id"), primary_key=True)
+    )
+    date: dt.date = Field(sa_column=Column(Date, primary_key=True))
+    value: float | None = Field(default=None, sa_column=Column(Float))
+    numerator: float | None = Field(default=None, sa_column=Column(Float))
+    denominator: float | None = Field(default=None, sa_column=Column(Float))
+    deleted: bool = Field(default=False, nullable=False)
+    updated_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+    batch_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class ValueRevision(SQLModel, table=True):
+    """Every version a value has had, including the current one and deletions."""
+
+    __tablename__ = "value_revisions"
+    __table_args__ = (Index("ix_value_revisions_metric_id_date", "metric_id", "date"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    metric_id: int = Field(sa_column=Column(Integer, ForeignKey("metrics.id"), nullable=False))
+    date: dt.date = Field(sa_column=Column(Date, nullable=False))
+    value: float | None = Field(default=None, sa_column=Column(Float))
+    numerator: float | None = Field(default=None, sa_column=Column(Float))
+    denominator: float | None = Field(default=None, sa_column=Column(Float))
+    deleted: bool = Field(default=False, nullable=False)
+    batch_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    key_id: int | None = Field(default=None, sa_column=Column(Integer))
+    recorded_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+
+
+class IngestBatch(SQLModel, table=True):
+    __tablename__ = "ingest_batches"
+    __table_args__ = (UniqueConstraint("key_id", "idempotency_key"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    key_id: int = Field(sa_column=Column(Integer, ForeignKey("api_keys.id"), nullable=False))
+    department_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("departments.id"))
+    )
+    received: int = Field(nullable=False)
+    created: int = Field(nullable=False)
+    updated: int = Field(nullable=False)
+    unchanged: int = Field(nullable=False)
+    deleted: int = Field(nullable=False)
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(200)))
+    request_hash: str | None = Field(default=None, sa_column=Column(String(64)))
+    created_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    department_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("departments.id"))
+    )
+    admin: bool = Field(default=False, nullable=False)
+    key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    prefix: str = Field(sa_column=Column(String(16), nullable=False))
+    created_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+    revoked_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime))
+
+
+class Analysis(SQLModel, table=True):
+    __tablename__ = "analyses"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
+    title: str = Field(sa_column=Column(String(300), nullable=False))
+    summary: str | None = Field(default=None, sa_column=Column(Text))
+    body_markdown: str = Field(sa_column=Column(Text, nullable=False))
+    body_html: str = Field(sa_column=Column(Text, nullable=False))
+    published_on: dt.date = Field(sa_column=Column(Date, nullable=False))
+    departments: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    metrics: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+
+
+class MetricScore(SQLModel, table=True):
+    """A metric's four window scores as of one publication date (materialised on write)."""
+
+    __tablename__ = "metric_scores"
+    __table_args__ = (Index("ix_metric_scores_as_of", "as_of"),)
+
+    metric_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("metrics.id", ondelete="CASCADE"), primary_key=True)
+    )
+    as_of: dt.date = Field(sa_column=Column(Date, primary_key=True))
+    day_score: float | None = Field(default=None, sa_column=Column(Float))
+    day_numerator: float | None = Field(default=None, sa_column=Column(Float))
+    day_denominator: float | None = Field(default=None, sa_column=Column(Float))
+    week_score: float | None = Field(default=None, sa_column=Column(Float))
+    week_numerator: float | None = Field(default=None, sa_column=Column(Float))
+    week_denominator: float | None = Field(default=None, sa_column=Column(Float))
+    month_score: float | None = Field(default=None, sa_column=Column(Float))
+    month_numerator: float | None = Field(default=None, sa_column=Column(Float))
+    month_denominator: float | None = Field(default=None, sa_column=Column(Float))
+    quarter_score: float | None = Field(default=None, sa_column=Column(Float))
+    quarter_numerator: float | None = Field(default=None, sa_column=Column(Float))
+    quarter_denominator: float | None = Field(default=None, sa_column=Column(Float))
+
+
+class CityScoreDaily(SQLModel, table=True):
+    """CityScore per window as of one date: the mean of in_cityscore metrics' scores."""
+
+    __tablename__ = "cityscore_daily"
+
+    as_of: dt.date = Field(sa_column=Column(Date, primary_key=True))
+    day: float | None = Field(default=None, sa_column=Column(Float))
+    week: float | None = Field(default=None, sa_column=Column(Float))
+    month: float | None = Field(default=None, sa_column=Column(Float))
+    quarter: float | None = Field(default=None, sa_column=Column(Float))
+
+
+class DataState(SQLModel, table=True):
+    """A change counter per scope; ETags and Last-Modified come from here."""
+
+    __tablename__ = "data_state"
+
+    scope: str = Field(sa_column=Column(String(120), primary_key=True))
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    changed_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
