@@ -1,9 +1,9 @@
 """Alembic environment: the URL comes from settings, or a live connection from the caller."""
 
-from alembic import context
 from sqlalchemy import Connection
 
 import db.models  # noqa: F401  (registers the tables)
+from alembic import context
 from api.settings import get_settings
 from db.base import metadata
 from db.session import make_engine

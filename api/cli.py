@@ -12,8 +12,9 @@ import orjson
 def _upgrade(url: str) -> None:
     from pathlib import Path
 
-    from alembic import command
     from alembic.config import Config
+
+    from alembic import command
 
     root = Path(__file__).resolve().parent.parent
     config = Config(str(root / "alembic.ini"))
@@ -97,7 +98,9 @@ def _run(args: argparse.Namespace, settings: object) -> int:
             if args.if_empty and not demo_service.is_empty(session):
                 print("database already has data; demo not loaded")
                 return 0
-            summary = demo_service.load(session, years=args.years, metrics=args.metrics, today=settings.today())
+            summary = demo_service.load(
+                session, years=args.years, metrics=args.metrics, today=settings.today()
+            )
             session.commit()
             print(summary)
             return 0

@@ -136,7 +136,10 @@ def install_error_handlers(app: FastAPI) -> None:
         in_body, errors = _validation_errors(exc)
         if in_body:
             return problem_response(
-                422, Unprocessable.title, Unprocessable.slug, "The request body is invalid.",
+                422,
+                Unprocessable.title,
+                Unprocessable.slug,
+                "The request body is invalid.",
                 errors=errors,
             )
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)

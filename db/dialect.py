@@ -33,7 +33,7 @@ def bulk_insert(
     SQLite. Runs inside the connection's current transaction. Returns the row count."""
     names = ", ".join(columns)
     count = 0
-    raw = connection.connection.driver_connection
+    raw: Any = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
         with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for row in rows:

@@ -79,9 +79,7 @@ class MetricValue(SQLModel, table=True):
     __tablename__ = "metric_values"
     __table_args__ = (Index("ix_metric_values_updated_at", "updated_at"),)
 
-    metric_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("metrics.id"), primary_key=True)
-    )
+    metric_id: int = Field(sa_column=Column(Integer, ForeignKey("metrics.id"), primary_key=True))
     date: dt.date = Field(sa_column=Column(Date, primary_key=True))
     value: float | None = Field(default=None, sa_column=Column(Float))
     numerator: float | None = Field(default=None, sa_column=Column(Float))
@@ -98,7 +96,8 @@ class ValueRevision(SQLModel, table=True):
     __table_args__ = (Index("ix_value_revisions_metric_id_date", "metric_id", "date"),)
 
     id: int | None = Field(
-        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     )
     metric_id: int = Field(sa_column=Column(Integer, ForeignKey("metrics.id"), nullable=False))
     date: dt.date = Field(sa_column=Column(Date, nullable=False))
@@ -116,7 +115,8 @@ class IngestBatch(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("key_id", "idempotency_key"),)
 
     id: int | None = Field(
-        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     )
     key_id: int = Field(sa_column=Column(Integer, ForeignKey("api_keys.id"), nullable=False))
     department_id: int | None = Field(

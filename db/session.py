@@ -13,7 +13,6 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-
 WRITER_OPTION = "cityscore_writer"
 
 

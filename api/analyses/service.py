@@ -7,7 +7,7 @@ from typing import Any
 import nh3
 from markdown_it import MarkdownIt
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.analyses.schemas import ANALYSIS_COLUMNS, AnalysisIn
 from api.changes import service as changes
@@ -31,9 +31,7 @@ def _row(a: Any) -> tuple[Any, ...]:
     return tuple(getattr(a, c) for c in ANALYSIS_COLUMNS)
 
 
-def listing(
-    session: Session, *, department: str | None, tag: str | None, q: str | None
-) -> Listing:
+def listing(session: Session, *, department: str | None, tag: str | None, q: str | None) -> Listing:
     def matches(row: tuple[Any, ...]) -> bool:
         doc = dict(zip(ANALYSIS_COLUMNS, row, strict=True))
         if department is not None and department not in doc["departments"]:
@@ -92,7 +90,7 @@ def put(session: Session, slug: str, body: AnalysisIn) -> tuple[dict[str, Any], 
         raise Unprocessable("The analysis refers to unknown departments or metrics.", errors=errors)
     fields = body.model_dump()
     fields["body_html"] = render(body.body_markdown)
-    analysis = session.scalars(select(Analysis).where(Analysis.slug == slug)).first()
+    analysis = session.scalars(select(Analysis).where(col(Analysis.slug) == slug)).first()
     created = analysis is None
     if analysis is None:
         analysis = Analysis(slug=slug, updated_at=utcnow(), **fields)
@@ -108,7 +106,7 @@ def put(session: Session, slug: str, body: AnalysisIn) -> tuple[dict[str, Any], 
 
 
 def delete(session: Session, slug: str) -> None:
-    analysis = session.scalars(select(Analysis).where(Analysis.slug == slug)).first()
+    analysis = session.scalars(select(Analysis).where(col(Analysis.slug) == slug)).first()
     if analysis is None:
         raise NotFound(f"No analysis '{slug}'.")
     session.delete(analysis)

@@ -36,9 +36,7 @@ def bump(session: Session, scopes: Iterable[str]) -> None:
 def version(session: Session, *scopes: str) -> Version:
     """The combined version of ``scopes``: a token and the latest change time."""
     rows = session.execute(
-        select(TABLE.c.scope, TABLE.c.version, TABLE.c.changed_at).where(
-            TABLE.c.scope.in_(scopes)
-        )
+        select(TABLE.c.scope, TABLE.c.version, TABLE.c.changed_at).where(TABLE.c.scope.in_(scopes))
     ).all()
     found = {r.scope: r for r in rows}
     token = ",".join(f"{s}:{found[s].version if s in found else 0}" for s in scopes)

@@ -69,6 +69,10 @@ CSV_COLUMNS = (
     "as_of",
     "target",
     "metric_logic",
-    *(f"{w}_{p}" for w in ("day", "week", "month", "quarter") for p in ("score", "numerator", "denominator")),
+    *(
+        f"{w}_{p}"
+        for w in ("day", "week", "month", "quarter")
+        for p in ("score", "numerator", "denominator")
+    ),
 )
 HISTORY_COLUMNS = ("as_of", "day", "week", "month", "quarter")

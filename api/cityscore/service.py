@@ -130,9 +130,7 @@ def rescore_metrics(session: Session, metric_ids: Iterable[int]) -> None:
     specs = load_specs(session, metric_ids)
     touched: set[dt.date] = set()
     for metric_id, spec in specs.items():
-        old = session.execute(
-            select(S.c.as_of).where(S.c.metric_id == metric_id)
-        ).scalars().all()
+        old = session.execute(select(S.c.as_of).where(S.c.metric_id == metric_id)).scalars().all()
         touched.update(old)
         session.execute(delete(S).where(S.c.metric_id == metric_id))
         series = load_series(session, metric_id)
@@ -162,9 +160,7 @@ def refresh_cityscore(session: Session, as_of: Iterable[dt.date]) -> None:
     for chunk in _chunks(ranges, 200):
         session.execute(delete(C).where(_in_ranges(C.c.as_of, chunk)))
         stmt = (
-            select(
-                S.c.as_of, S.c.day_score, S.c.week_score, S.c.month_score, S.c.quarter_score
-            )
+            select(S.c.as_of, S.c.day_score, S.c.week_score, S.c.month_score, S.c.quarter_score)
             .join(M, M.c.id == S.c.metric_id)
             .where(and_(M.c.in_cityscore, _in_ranges(S.c.as_of, chunk)))
         )
@@ -194,9 +190,7 @@ def refresh_cityscore_all(session: Session) -> None:
 
 def _row_scores(row: Any) -> dict[str, WindowScore]:
     values = list(row)
-    return {
-        w: WindowScore(*values[i * 3 : i * 3 + 3]) for i, w in enumerate(WINDOW_NAMES)
-    }
+    return {w: WindowScore(*values[i * 3 : i * 3 + 3]) for i, w in enumerate(WINDOW_NAMES)}
 
 
 def scores_for(
@@ -255,7 +249,7 @@ def cityscore_history(
         .order_by(C.c.as_of)
     )
     found = {r[0]: tuple(r) for r in session.execute(stmt)}
-    return [found.get(d, (d, None, None, None, None)) for d in date_range(start, end)]  # type: ignore[misc]
+    return [found.get(d, (d, None, None, None, None)) for d in date_range(start, end)]
 
 
 def weekly_scores(

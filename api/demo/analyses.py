@@ -9,7 +9,7 @@ ANALYSES: list[dict[str, Any]] = [
     {
         "slug": "data-analytics-overview",
         "title": "How the city uses data: an overview of the analytics team",
-        "summary": "What the analytics team does, how CityScore fits in, and where to find the data.",
+        "summary": "What the analytics team does, how CityScore fits in, and where to find data.",
         "published_on": dt.date(2024, 1, 15),
         "departments": [],
         "tags": ["overview", "cityscore", "open-data"],

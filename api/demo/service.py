@@ -35,16 +35,66 @@ TARGETS_FROM = dt.date(2015, 1, 1)
 
 # Boston's departments for the demo catalogue: slug, name, cabinet, url.
 DEPARTMENTS = {
-    "311": ("311", "311 Constituent Service Center", "Community Engagement", "https://www.boston.gov/departments/311"),
-    "Boston Fire Department": ("fire", "Boston Fire Department", "Public Safety", "https://www.boston.gov/departments/fire-operations"),
-    "Boston EMS": ("ems", "Boston EMS", "Public Safety", "https://www.boston.gov/departments/emergency-medical-services"),
-    "Boston Public Schools": ("bps", "Boston Public Schools", "Education", "https://www.bostonpublicschools.org"),
-    "Public Works": ("public-works", "Public Works", "Streets", "https://www.boston.gov/departments/public-works"),
-    "Transportation": ("transportation", "Transportation", "Streets", "https://www.boston.gov/departments/transportation"),
-    "Parks and Recreation": ("parks", "Parks and Recreation", "Environment, Energy and Open Space", "https://www.boston.gov/departments/parks-and-recreation"),
-    "Inspectional Services": ("isd", "Inspectional Services", "Operations", "https://www.boston.gov/departments/inspectional-services"),
-    "Boston Police Department": ("police", "Boston Police Department", "Public Safety", "https://police.boston.gov"),
-    "Boston Public Library": ("library", "Boston Public Library", "Arts and Culture", "https://www.bpl.org"),
+    "311": (
+        "311",
+        "311 Constituent Service Center",
+        "Community Engagement",
+        "https://www.boston.gov/departments/311",
+    ),
+    "Boston Fire Department": (
+        "fire",
+        "Boston Fire Department",
+        "Public Safety",
+        "https://www.boston.gov/departments/fire-operations",
+    ),
+    "Boston EMS": (
+        "ems",
+        "Boston EMS",
+        "Public Safety",
+        "https://www.boston.gov/departments/emergency-medical-services",
+    ),
+    "Boston Public Schools": (
+        "bps",
+        "Boston Public Schools",
+        "Education",
+        "https://www.bostonpublicschools.org",
+    ),
+    "Public Works": (
+        "public-works",
+        "Public Works",
+        "Streets",
+        "https://www.boston.gov/departments/public-works",
+    ),
+    "Transportation": (
+        "transportation",
+        "Transportation",
+        "Streets",
+        "https://www.boston.gov/departments/transportation",
+    ),
+    "Parks and Recreation": (
+        "parks",
+        "Parks and Recreation",
+        "Environment, Energy and Open Space",
+        "https://www.boston.gov/departments/parks-and-recreation",
+    ),
+    "Inspectional Services": (
+        "isd",
+        "Inspectional Services",
+        "Operations",
+        "https://www.boston.gov/departments/inspectional-services",
+    ),
+    "Boston Police Department": (
+        "police",
+        "Boston Police Department",
+        "Public Safety",
+        "https://police.boston.gov",
+    ),
+    "Boston Public Library": (
+        "library",
+        "Boston Public Library",
+        "Arts and Culture",
+        "https://www.bpl.org",
+    ),
 }
 
 
@@ -166,7 +216,11 @@ def load(session: Session, *, years: int, metrics: int, today: dt.date) -> str:
     depts: dict[str, int] = {}
     for slug, name, cabinet, url in DEPARTMENTS.values():
         dept = Department(
-            slug=slug, name=name, cabinet=cabinet, url=url, updated_at=now,
+            slug=slug,
+            name=name,
+            cabinet=cabinet,
+            url=url,
+            updated_at=now,
             description=f"{name}, in the {cabinet} cabinet.",
         )
         session.add(dept)
@@ -203,7 +257,9 @@ def load(session: Session, *, years: int, metrics: int, today: dt.date) -> str:
         assert metric.id is not None
         metric_ids.append(metric.id)
         if t.target is not None:
-            session.add(MetricTarget(metric_id=metric.id, effective_from=TARGETS_FROM, value=t.target))
+            session.add(
+                MetricTarget(metric_id=metric.id, effective_from=TARGETS_FROM, value=t.target)
+            )
         value_count += bulk_insert(
             session.connection(),
             MetricValue.__table__,  # type: ignore[attr-defined]

@@ -3,9 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Request, Response
 
 from api.changes import service as changes
-from api.deps import AdminKey, SessionDep, SettingsDep
 from api.departments import service
 from api.departments.schemas import DepartmentIn, DepartmentList, DepartmentOut
+from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.schemas import SLUG_PATTERN
 

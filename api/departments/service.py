@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.changes import service as changes
 from api.departments.schemas import DEPARTMENT_COLUMNS, DepartmentIn
@@ -40,7 +40,7 @@ def listing(session: Session) -> Listing:
 
 
 def get(session: Session, slug: str) -> Department:
-    dept = session.scalars(select(Department).where(Department.slug == slug)).first()
+    dept = session.scalars(select(Department).where(col(Department.slug) == slug)).first()
     if dept is None:
         raise NotFound(f"No department '{slug}'.")
     return dept
@@ -56,7 +56,7 @@ def to_public(dept: Department) -> dict[str, Any]:
 
 def put(session: Session, slug: str, body: DepartmentIn) -> tuple[Department, bool]:
     """Create or fully replace a department; return it and whether it was created."""
-    dept = session.scalars(select(Department).where(Department.slug == slug)).first()
+    dept = session.scalars(select(Department).where(col(Department.slug) == slug)).first()
     fields = body.model_dump()
     if dept is None:
         dept = Department(slug=slug, updated_at=utcnow(), **fields)

@@ -31,9 +31,7 @@ def parse_limit(raw: str | None) -> int:
 
 def query_fingerprint(request: Request) -> str:
     """A short hash of the path and the filters (not the paging), binding cursors to a query."""
-    items = sorted(
-        (k, v) for k, v in request.query_params.multi_items() if k not in PAGING_PARAMS
-    )
+    items = sorted((k, v) for k, v in request.query_params.multi_items() if k not in PAGING_PARAMS)
     raw = request.url.path + "?" + "&".join(f"{k}={v}" for k, v in items)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 

@@ -28,7 +28,9 @@ def parse_instant(name: str, raw: str | None) -> dt.datetime | None:
     try:
         value = dt.datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
-        raise BadRequest(f"{name} must be an RFC 3339 instant such as 2026-05-16T00:00:00Z.") from None
+        raise BadRequest(
+            f"{name} must be an RFC 3339 instant such as 2026-05-16T00:00:00Z."
+        ) from None
     if value.tzinfo is None:
         raise BadRequest(f"{name} needs a time zone offset or Z.")
     return value.astimezone(dt.UTC).replace(tzinfo=None)

@@ -150,7 +150,9 @@ def document(
     return Response(_json(body), media_type="application/json", headers=headers)
 
 
-def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """A plain JSON answer (writes, receipts): no caching headers."""
     return Response(
         _json(body), status_code=status_code, media_type="application/json", headers=headers

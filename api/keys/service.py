@@ -8,7 +8,7 @@ import secrets
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.errors import NotFound
 from db.models import ApiKey, Department, utcnow
@@ -26,7 +26,7 @@ def create(
     """Create a key; return the row and the plaintext key (the only time it exists)."""
     department_id = None
     if department is not None:
-        dept = session.scalars(select(Department).where(Department.slug == department)).first()
+        dept = session.scalars(select(Department).where(col(Department.slug) == department)).first()
         if dept is None:
             raise NotFound(f"No department '{department}'.")
         department_id = dept.id
@@ -46,7 +46,7 @@ def create(
 
 def authenticate(session: Session, token: str) -> ApiKey | None:
     digest = hash_key(token)
-    key = session.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).first()
+    key = session.scalars(select(ApiKey).where(col(ApiKey.key_hash) == digest)).first()
     if key is None:
         return None
     if not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
@@ -56,9 +56,9 @@ def authenticate(session: Session, token: str) -> ApiKey | None:
 
 def list_keys(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(ApiKey, Department.slug)
-        .outerjoin(Department, Department.id == ApiKey.department_id)  # type: ignore[arg-type]
-        .order_by(ApiKey.id)  # type: ignore[arg-type]
+        select(ApiKey, col(Department.slug))
+        .outerjoin(Department, col(Department.id) == col(ApiKey.department_id))
+        .order_by(col(ApiKey.id))
     ).all()
     return [
         {

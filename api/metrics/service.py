@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.changes import service as changes
 from api.cityscore import service as scores_service
@@ -112,7 +112,9 @@ def listing(
         if in_cityscore is not None:
             stmt = stmt.where(M.c.in_cityscore == in_cityscore)
         if q:
-            like = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            like = (
+                "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
             stmt = stmt.where(
                 or_(
                     func.lower(M.c.slug).like(like, escape="\\"),
@@ -178,7 +180,7 @@ def put(session: Session, slug: str, body: MetricIn, today: dt.date) -> tuple[di
     fields = body.model_dump(exclude={"department", "targets"})
     fields["department_id"] = dept_id
     new_targets = sorted((t.effective_from, t.value) for t in body.targets)
-    metric = session.scalars(select(Metric).where(Metric.slug == slug)).first()
+    metric = session.scalars(select(Metric).where(col(Metric.slug) == slug)).first()
     created = metric is None
     old_targets: list[tuple[dt.date, float]] = []
     if metric is None:
@@ -188,7 +190,8 @@ def put(session: Session, slug: str, body: MetricIn, today: dt.date) -> tuple[di
         changed = rescore = True
         in_cityscore_changed = False
     else:
-        old_targets = targets_for(session, [metric.id])[metric.id]  # type: ignore[index]
+        assert metric.id is not None
+        old_targets = targets_for(session, [metric.id])[metric.id]
         if (metric.aggregation in RATIO_AGGREGATIONS) != (body.aggregation in RATIO_AGGREGATIONS):
             has_values = session.execute(
                 select(V.c.metric_id).where(and_(V.c.metric_id == metric.id, ~V.c.deleted)).limit(1)

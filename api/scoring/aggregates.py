@@ -78,9 +78,7 @@ class Series:
             return EMPTY
         if aggregation in RATIO_AGGREGATIONS:
             num = math.fsum(x for i, j in ranges for x in self.numerators[i:j] if x is not None)
-            den = math.fsum(
-                x for i, j in ranges for x in self.denominators[i:j] if x is not None
-            )
+            den = math.fsum(x for i, j in ranges for x in self.denominators[i:j] if x is not None)
             if aggregation == "pooled_ratio":
                 return Aggregate(num / den if den else None, days, num, den)
             ratios = [x for i, j in ranges for x in self.ratios[i:j] if x is not None]

@@ -96,9 +96,7 @@ def _divide(numerator: float | None, denominator: float | None) -> float | None:
     return max(0.0, score)
 
 
-def window_score(
-    spec: MetricSpec, current: Aggregate, reference: float | None
-) -> WindowScore:
+def window_score(spec: MetricSpec, current: Aggregate, reference: float | None) -> WindowScore:
     """Score one window's aggregate against its reference, with Boston's published pair."""
     a = current.value
     if spec.aggregation == "pooled_ratio" and spec.reference == "target":
@@ -115,9 +113,7 @@ def window_score(
     return WindowScore(score, numerator, denominator)
 
 
-def _baseline(
-    spec: MetricSpec, series: Series, window: Window
-) -> float | None:
+def _baseline(spec: MetricSpec, series: Series, window: Window) -> float | None:
     """Same window shifted back 1..baseline_years years, pooled over the years with data."""
     spans = []
     years_with_data = 0
@@ -161,8 +157,7 @@ def score_as_of(
         windows = windows_as_of(as_of)
         if spec.reference == "baseline":
             refs: dict[str, float | None] = {
-                name: baseline(windows["week" if name == "day" else name])
-                for name in WINDOW_NAMES
+                name: baseline(windows["week" if name == "day" else name]) for name in WINDOW_NAMES
             }
         else:
             target = spec.target_on(as_of)

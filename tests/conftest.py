@@ -1,0 +1,148 @@
+"""Every DB test runs on SQLite and on a real PostgreSQL.
+
+PostgreSQL is ``TEST_DATABASE_URL`` when set (a fresh database is created on that server for
+the run), otherwise a throwaway server started from the ``pgserver`` wheel. It never skips:
+if no server can be had, the PostgreSQL tests fail.
+
+Each backend is migrated once with Alembic; each test then runs inside a transaction that
+is rolled back, and the app under test is bound to that same connection.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.config import Config
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from alembic import command
+from api.main import create_app
+from api.settings import Settings
+from db.session import make_engine, session_factory
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("sqlite", "postgresql")
+TABLES = (
+    "cityscore_daily",
+    "metric_scores",
+    "value_revisions",
+    "metric_values",
+    "ingest_batches",
+    "api_keys",
+    "metric_targets",
+    "metrics",
+    "analyses",
+    "departments",
+    "data_state",
+)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.attributes["url"] = url
+    return config
+
+
+def _postgres_server_url(tmp: Path) -> tuple[str, Any]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url, None
+    import pgserver
+
+    server = pgserver.get_server(tmp / "pg", cleanup_mode="stop")
+    uri = server.get_uri()
+    return uri.replace("postgresql://", "postgresql+psycopg://", 1), server
+
+
+@pytest.fixture(scope="session")
+def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, empty database on the test PostgreSQL server, dropped after the run."""
+    server_url, server = _postgres_server_url(tmp_path_factory.mktemp("pg"))
+    name = f"cityscore_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    if server is not None:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        yield f"sqlite:///{tmp}/test.db"
+
+
+_migrated: dict[str, Engine] = {}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine(backend: str, request: pytest.FixtureRequest) -> Engine:
+    """The backend's engine, migrated to head once per run."""
+    if backend not in _migrated:
+        url = request.getfixturevalue(f"{backend}_url")
+        command.upgrade(alembic_config(url), "head")
+        _migrated[backend] = make_engine(url)
+    return _migrated[backend]
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Any]:
+    conn = engine.connect()
+    trans = conn.begin()
+    try:
+        yield conn
+    finally:
+        trans.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(rate_limit_enabled=False, city_timezone="America/New_York")
+
+
+@pytest.fixture
+def session(connection: Any) -> Iterator[Session]:
+    """A session inside the test's rolled-back transaction."""
+    s = session_factory(connection)()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def client(connection: Any, settings: Settings) -> Iterator[TestClient]:
+    """The app over HTTP, bound to the test's connection (sees and rolls back the same data)."""
+    app = create_app(settings, bind=connection)
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def committing_engine(engine: Engine) -> Iterator[Engine]:
+    """For tests that need real commits (concurrency): every table is emptied afterwards."""
+    yield engine
+    with engine.begin() as conn:
+        for table in TABLES:
+            conn.execute(text(f"DELETE FROM {table}"))

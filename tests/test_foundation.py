@@ -1,0 +1,54 @@
+"""The skeleton: migrations both ways on both stores, health checks, problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect
+
+from alembic import command
+from api.main import create_app
+from api.settings import Settings
+from db.session import make_engine
+from tests.conftest import TABLES, alembic_config
+
+
+def test_migrations_run_down_and_up(backend: str, request: Any) -> None:
+    url = request.getfixturevalue(f"{backend}_url")
+    config = alembic_config(url)
+    command.upgrade(config, "head")
+    engine = make_engine(url)
+    assert set(TABLES) <= set(inspect(engine).get_table_names())
+    command.downgrade(config, "base")
+    assert not set(TABLES) & set(inspect(engine).get_table_names())
+    command.upgrade(config, "head")
+    assert set(TABLES) <= set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+def test_healthz_and_readyz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_readyz_is_503_when_the_store_is_unreachable() -> None:
+    settings = Settings(
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", rate_limit_enabled=False
+    )
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503
+        assert r.headers["content-type"] == "application/problem+json"
+        assert c.get("/healthz").status_code == 200
+        r = c.get("/v1/departments")
+        assert r.status_code == 503
+        body = r.json()
+        assert body["status"] == 503 and body["message"] == body["detail"]
+
+
+def test_unknown_route_is_problem_json(client: TestClient) -> None:
+    r = client.get("/v1/no-such-thing")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert set(r.json()) >= {"type", "title", "status", "detail", "message"}
