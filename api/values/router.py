@@ -1,5 +1,84 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request, Response
+
+from api.changes import service as changes
+from api.deps import SessionDep, SettingsDep
+from api.http import respond
+from api.http.params import check_range, parse_date, parse_instant
+from api.values import service
+from api.values.schemas import PeriodList, RevisionList, ValueList
 
 router = APIRouter(prefix="/v1", tags=["values"])
+
+
+@router.get("/values", response_model=ValueList, operation_id="listValues")
+def list_values(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    metric: str | None = Query(None, description="Metric slug"),
+    department: str | None = Query(None, description="Department slug"),
+    start: str | None = Query(None, description="First date, inclusive (YYYY-MM-DD)"),
+    end: str | None = Query(None, description="Last date, inclusive (YYYY-MM-DD)"),
+    updated_since: str | None = Query(
+        None, description="RFC 3339 instant, exclusive; includes deletions as deleted: true"
+    ),
+) -> Response:
+    """Bulk daily values of every metric, in (metric, date) order.
+
+    `/v1/values.csv` streams every matching row. For incremental sync pass `updated_since`
+    (the largest `updated_at` you hold): changed rows and deletions (`deleted: true`) come back.
+    """
+    first, last = parse_date("start", start), parse_date("end", end)
+    check_range(first, last)
+    since = parse_instant("updated_since", updated_since)
+    version = changes.version(session, "catalogue", "values")
+    listing = service.bulk_listing(
+        session,
+        metric=metric,
+        department=department,
+        start=first,
+        end=last,
+        updated_since=since,
+    )
+    return respond.collection(request, listing, version, base_url=settings.public_base_url)
+
+
+@router.get("/metrics/{slug}/values", response_model=PeriodList, operation_id="getMetricValues")
+def get_metric_values(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    slug: str,
+    start: str | None = Query(None, description="First date, inclusive"),
+    end: str | None = Query(None, description="Last date, inclusive"),
+    interval: str = Query("day", description="day, week, month, quarter or year"),
+) -> Response:
+    """One metric's values per calendar period, aggregated by the metric's own aggregation
+    (ratios are pooled: sum(numerator)/sum(denominator), never a mean of daily ratios)."""
+    first, last = parse_date("start", start), parse_date("end", end)
+    check_range(first, last)
+    metric_id, aggregation = service.metric_ref(session, slug)
+    listing = service.metric_values_listing(
+        session, metric_id, aggregation, slug, start=first, end=last, interval=interval
+    )
+    version = changes.version(session, "catalogue", f"metric:{metric_id}")
+    return respond.collection(request, listing, version, base_url=settings.public_base_url)
+
+
+@router.get(
+    "/metrics/{slug}/values/{date}/revisions",
+    response_model=RevisionList,
+    operation_id="getValueRevisions",
+)
+def get_value_revisions(
+    request: Request, session: SessionDep, settings: SettingsDep, slug: str, date: str
+) -> Response:
+    """Every version of one daily value, oldest first (`current: true` marks the live one)."""
+    day = parse_date("date", date)
+    assert day is not None
+    metric_id, _ = service.metric_ref(session, slug)
+    listing = service.revisions_listing(session, metric_id, slug, day)
+    version = changes.version(session, f"metric:{metric_id}")
+    return respond.collection(request, listing, version, base_url=settings.public_base_url)
