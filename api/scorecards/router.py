@@ -1,5 +1,49 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request, Response
 
-router = APIRouter(prefix="/v1", tags=["scorecards"])
+from api.changes import service as changes
+from api.deps import SessionDep, SettingsDep
+from api.http import respond
+from api.http.params import parse_date
+from api.scorecards import service
+from api.scorecards.schemas import Scorecard, ScorecardList
+
+router = APIRouter(prefix="/v1/scorecards", tags=["scorecards"])
+SCOPES = ("catalogue", "scores")
+
+
+@router.get("", response_model=ScorecardList, operation_id="listScorecards")
+def list_scorecards(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    as_of: str | None = Query(None, description="Publication date YYYY-MM-DD; default today"),
+) -> Response:
+    """One row per department: its score per window (all its metrics) and how many metrics
+    are below target this week."""
+    day = parse_date("as_of", as_of) or settings.today()
+    version = changes.version(session, *SCOPES)
+    return respond.collection(
+        request,
+        service.listing(session, day),
+        version,
+        extra=day.isoformat(),
+        base_url=settings.public_base_url,
+    )
+
+
+@router.get("/{department}", response_model=Scorecard, operation_id="getScorecard")
+def get_scorecard(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    department: str,
+    as_of: str | None = Query(None, description="Publication date YYYY-MM-DD; default today"),
+) -> Response:
+    """A department's scorecard: its score, and per metric the window scores, latest value,
+    target, status (from the week score) and the last 12 weekly scores."""
+    day = parse_date("as_of", as_of) or settings.today()
+    version = changes.version(session, *SCOPES)
+    doc = service.scorecard(session, department, day)
+    return respond.document(request, version, lambda: doc, extra=day.isoformat())

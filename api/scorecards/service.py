@@ -1,0 +1,115 @@
+"""Department scorecards: each department's score (all its metrics) and per-metric status."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlmodel import Session
+
+from api.cityscore import service as scores_service
+from api.departments import service as departments_service
+from api.http.respond import Listing
+from api.scorecards.schemas import SCORECARD_COLUMNS
+from api.scoring.scores import mean_score
+from api.scoring.windows import WINDOW_NAMES, windows_as_of
+from db.models import Department, Metric, MetricValue
+
+M = Metric.__table__  # type: ignore[attr-defined]
+D = Department.__table__  # type: ignore[attr-defined]
+V = MetricValue.__table__  # type: ignore[attr-defined]
+TREND_WEEKS = 12
+
+
+def status(week_score: float | None) -> str:
+    if week_score is None:
+        return "no_data"
+    return "above_target" if week_score >= 1 else "below_target"
+
+
+def listing(session: Session, as_of: dt.date) -> Listing:
+    cache: list[list[tuple[Any, ...]]] = []
+
+    def load() -> list[tuple[Any, ...]]:
+        depts = session.execute(
+            select(D.c.id, D.c.slug, D.c.name, D.c.cabinet).order_by(D.c.slug)
+        ).all()
+        metric_rows = session.execute(select(M.c.id, M.c.department_id)).all()
+        by_dept: dict[int, list[int]] = defaultdict(list)
+        for metric_id, dept_id in metric_rows:
+            by_dept[dept_id].append(metric_id)
+        scores = scores_service.scores_for(session, [m for m, _ in metric_rows], as_of)
+        rows = []
+        for dept_id, slug, name, cabinet in depts:
+            ids = by_dept[dept_id]
+            means = [mean_score([scores[m][w].score for m in ids]) for w in WINDOW_NAMES]
+            week_scores = [scores[m]["week"].score for m in ids]
+            below = sum(1 for w in week_scores if w is not None and w < 1)
+            rows.append((slug, name, cabinet, as_of, len(ids), *means, below))
+        return rows
+
+    def fetch(after: Any, limit: int | None) -> list[tuple[Any, ...]]:
+        if not cache:
+            cache.append(load())
+        rows = [r for r in cache[0] if after is None or r[0] > after]
+        return rows if limit is None else rows[:limit]
+
+    return Listing(
+        name=f"scorecards-{as_of.isoformat()}",
+        columns=SCORECARD_COLUMNS,
+        fetch=fetch,
+        key_of=lambda row: [row[0]],
+        key_width=1,
+        parse_key=lambda key: str(key[0]),
+        text_columns=frozenset({"name", "cabinet"}),
+    )
+
+
+def scorecard(session: Session, slug: str, as_of: dt.date) -> dict[str, Any]:
+    dept = departments_service.get(session, slug)
+    metrics = session.execute(
+        select(M.c.id, M.c.slug, M.c.name).where(M.c.department_id == dept.id).order_by(M.c.slug)
+    ).all()
+    ids = [m.id for m in metrics]
+    scores = scores_service.scores_for(session, ids, as_of)
+    specs = scores_service.load_specs(session, ids)
+    last_week = windows_as_of(as_of)["week"].start
+    week_starts = [last_week - dt.timedelta(days=7 * k) for k in range(TREND_WEEKS - 1, -1, -1)]
+    latest_dates = dict(
+        session.execute(
+            select(V.c.metric_id, func.max(V.c.date))
+            .where(and_(V.c.metric_id.in_(ids), ~V.c.deleted, V.c.date < as_of))
+            .group_by(V.c.metric_id)
+        ).all()
+    )
+    latest: dict[int, dict[str, Any]] = {}
+    for metric_id, day in latest_dates.items():
+        value = session.execute(
+            select(V.c.value).where(and_(V.c.metric_id == metric_id, V.c.date == day))
+        ).scalar()
+        latest[metric_id] = {"date": day, "value": value}
+    out = []
+    for m in metrics:
+        s = scores[m.id]
+        trend = scores_service.weekly_scores(session, m.id, week_starts)
+        out.append(
+            {
+                "metric": m.slug,
+                "name": m.name,
+                "target": specs[m.id].target_on(as_of),
+                "latest": latest.get(m.id),
+                **{w: s[w].score for w in WINDOW_NAMES},
+                "status": status(s["week"].score),
+                "trend": [{"week_start": w, "score": trend[w]} for w in week_starts],
+            }
+        )
+    return {
+        "department": dept.slug,
+        "name": dept.name,
+        "cabinet": dept.cabinet,
+        "as_of": as_of,
+        "score": {w: mean_score([scores[m.id][w].score for m in metrics]) for w in WINDOW_NAMES},
+        "metrics": out,
+    }
