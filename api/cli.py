@@ -17,6 +17,8 @@ def _upgrade(url: str) -> None:
     from alembic import command
 
     root = Path(__file__).resolve().parent.parent
+    if not (root / "alembic.ini").exists():  # installed as a package: use the working directory
+        root = Path.cwd()
     config = Config(str(root / "alembic.ini"))
     config.set_main_option("script_location", str(root / "alembic"))
     config.attributes["url"] = url
