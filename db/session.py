@@ -16,10 +16,30 @@ from sqlmodel import Session
 WRITER_OPTION = "cityscore_writer"
 
 
+WRITE_LOCK_ID = 0x43495459  # "CITY": the one advisory lock every writer takes on PostgreSQL
+
+
 def begin_write(session: Session) -> None:
-    """Start the session's transaction as a writer (SQLite: BEGIN IMMEDIATE, so concurrent
-    writers wait their turn instead of failing with "database is locked")."""
-    session.connection(execution_options={WRITER_OPTION: True})
+    """Start the session's write transaction so concurrent writers queue instead of failing.
+
+    Writers are serialised: SQLite starts the transaction with BEGIN IMMEDIATE; PostgreSQL takes
+    one transaction-scoped advisory lock. Scores and CityScore are recomputed from committed
+    rows, so two batches must not recompute the same as-of dates at the same time. A read-only
+    transaction already open (the API-key lookup) is ended first: SQLite cannot upgrade a read
+    snapshot to a writer safely. Re-entrant: calling it again in the same transaction is a no-op.
+    """
+    if session.info.get(WRITER_OPTION):
+        return
+    if session.in_transaction():
+        session.commit()
+    bind = session.get_bind()
+    if isinstance(bind, Engine):
+        conn = session.connection(execution_options={WRITER_OPTION: True})
+    else:  # bound to a connection (tests): its outer transaction is already open
+        conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_ID})")
+    session.info[WRITER_OPTION] = True
 
 
 def is_sqlite(url: str) -> bool:
@@ -64,6 +84,16 @@ def session_factory(bind: Any) -> Any:
     """A Session factory bound to an engine or (in tests) to one connection."""
 
     def factory() -> Session:
-        return Session(bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint")
+        session = Session(
+            bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        # The writer flag lasts one transaction.
+        event.listen(session, "after_transaction_end", _clear_writer_flag)
+        return session
 
     return factory
+
+
+def _clear_writer_flag(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(WRITER_OPTION, None)

@@ -16,6 +16,7 @@ from api.errors import NotFound, Unprocessable
 from api.http.respond import Listing
 from api.metrics import service as metrics_service
 from db.models import Analysis, utcnow
+from db.session import begin_write
 
 A = Analysis.__table__  # type: ignore[attr-defined]
 SCOPES = ("analyses",)
@@ -75,6 +76,7 @@ def get(session: Session, slug: str) -> dict[str, Any]:
 
 
 def put(session: Session, slug: str, body: AnalysisIn) -> tuple[dict[str, Any], bool]:
+    begin_write(session)
     known_depts = departments_service.by_slug(session)
     known_metrics = metrics_service.ids_by_slug(session)
     errors = [
@@ -106,6 +108,7 @@ def put(session: Session, slug: str, body: AnalysisIn) -> tuple[dict[str, Any], 
 
 
 def delete(session: Session, slug: str) -> None:
+    begin_write(session)
     analysis = session.scalars(select(Analysis).where(col(Analysis.slug) == slug)).first()
     if analysis is None:
         raise NotFound(f"No analysis '{slug}'.")

@@ -29,6 +29,7 @@ from api.cityscore import service as scores_service
 from api.demo.analyses import ANALYSES
 from db.dialect import bulk_insert
 from db.models import Department, Metric, MetricTarget, MetricValue, utcnow
+from db.session import begin_write
 
 SEED = 20160101
 TARGETS_FROM = dt.date(2015, 1, 1)
@@ -207,6 +208,7 @@ def _values(
 
 def load(session: Session, *, years: int, metrics: int, today: dt.date) -> str:
     """Load the catalogue, ``years`` of values for ``metrics`` metrics, scores and analyses."""
+    begin_write(session)
     if not is_empty(session):
         raise RuntimeError("the database already has metrics; load the demo into an empty one")
     if years < 1 or metrics < 1:

@@ -12,6 +12,7 @@ from api.departments.schemas import DEPARTMENT_COLUMNS, DepartmentIn
 from api.errors import NotFound
 from api.http.respond import Listing
 from db.models import Department, utcnow
+from db.session import begin_write
 
 T = Department.__table__  # type: ignore[attr-defined]
 SCOPES = ("catalogue",)
@@ -56,6 +57,7 @@ def to_public(dept: Department) -> dict[str, Any]:
 
 def put(session: Session, slug: str, body: DepartmentIn) -> tuple[Department, bool]:
     """Create or fully replace a department; return it and whether it was created."""
+    begin_write(session)
     dept = session.scalars(select(Department).where(col(Department.slug) == slug)).first()
     fields = body.model_dump()
     if dept is None:

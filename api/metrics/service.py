@@ -17,6 +17,7 @@ from api.metrics.schemas import METRIC_COLUMNS, MetricIn
 from api.scoring.aggregates import RATIO_AGGREGATIONS
 from api.scoring.scores import MetricSpec, metric_logic
 from db.models import Department, Metric, MetricTarget, MetricValue, utcnow
+from db.session import begin_write
 
 M = Metric.__table__  # type: ignore[attr-defined]
 D = Department.__table__  # type: ignore[attr-defined]
@@ -171,6 +172,7 @@ def ids_by_slug(session: Session) -> dict[str, int]:
 
 def put(session: Session, slug: str, body: MetricIn, today: dt.date) -> tuple[dict[str, Any], bool]:
     """Create or fully replace a metric; rescore it when anything scoring depends on changed."""
+    begin_write(session)
     dept_id = session.execute(select(D.c.id).where(D.c.slug == body.department)).scalar()
     if dept_id is None:
         raise Unprocessable(
