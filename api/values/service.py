@@ -74,8 +74,10 @@ def bulk_listing(
             stmt = stmt.where(tuple_(V.c.metric_id, V.c.date) > tuple_(*after))
         # A page is small; a full download streams from a server-side cursor.
         stmt = stmt.limit(limit) if limit is not None else stmt.execution_options(yield_per=10_000)
-        for row in session.execute(stmt):
-            yield (slugs[row[0]], *row[1:])
+        result = session.execute(stmt)
+        for part in result.partitions(10_000) if limit is None else [result.all()]:
+            for row in part:
+                yield (slugs[row[0]], *row[1:])
 
     def parse_key(key: list[Any]) -> tuple[int, dt.date]:
         slug, day = key
@@ -186,7 +188,7 @@ def metric_values_listing(
             stmt = stmt.where(V.c.date >= start)
         if end is not None:
             stmt = stmt.where(V.c.date <= end)
-        points = [Point(*r) for r in session.execute(stmt)]
+        points = [Point(*r) for r in session.execute(stmt).all()]
         if interval == "day":
             return [(p.date, p.date, p.value, p.numerator, p.denominator, 1) for p in points]
         series = Series(points)
