@@ -65,13 +65,21 @@ def load_specs(session: Session, metric_ids: Iterable[int] | None = None) -> dic
     }
 
 
-def load_series(session: Session, metric_id: int) -> Series:
-    rows = session.execute(
-        select(V.c.date, V.c.value, V.c.numerator, V.c.denominator).where(
-            and_(V.c.metric_id == metric_id, ~V.c.deleted)
-        )
-    ).all()
-    return Series(Point(*r) for r in rows)
+def load_series(
+    session: Session,
+    metric_id: int,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> Series:
+    """The metric's live daily points, optionally only those in [start, end]."""
+    stmt = select(V.c.date, V.c.value, V.c.numerator, V.c.denominator).where(
+        and_(V.c.metric_id == metric_id, ~V.c.deleted)
+    )
+    if start is not None:
+        stmt = stmt.where(V.c.date >= start)
+    if end is not None:
+        stmt = stmt.where(V.c.date <= end)
+    return Series(Point(*r) for r in session.execute(stmt).all())
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -151,7 +159,11 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         spec = specs[metric_id]
         years = spec.baseline_years if spec.reference == "baseline" else 0
         affected = as_of_dates_affected(days, years)
-        series = load_series(session, metric_id)
+        if not affected:
+            continue
+        # Windows reach back at most ~4 months before an as-of date; baselines whole years.
+        reach = dt.timedelta(days=130 + 366 * (spec.baseline_years if years else 0))
+        series = load_series(session, metric_id, min(affected) - reach, max(affected))
         touched |= _write_metric(session, metric_id, spec, series, affected)
     refresh_cityscore(session, touched)
 

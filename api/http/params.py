@@ -8,6 +8,10 @@ import re
 from api.errors import BadRequest
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Windows and baselines reach back up to 50 years and forward a few months; dates outside
+# this range would overflow Python's calendar, so they are refused as bad requests.
+MIN_DATE = dt.date(100, 1, 1)
+MAX_DATE = dt.date(9899, 12, 31)
 
 
 def parse_date(name: str, raw: str | None) -> dt.date | None:
@@ -16,9 +20,12 @@ def parse_date(name: str, raw: str | None) -> dt.date | None:
     if not _DATE_RE.match(raw):
         raise BadRequest(f"{name} must be a date as YYYY-MM-DD; got {raw!r}.")
     try:
-        return dt.date.fromisoformat(raw)
+        day = dt.date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(f"{name} is not a real calendar date: {raw!r}.") from None
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise BadRequest(f"{name} must be between {MIN_DATE} and {MAX_DATE}.")
+    return day
 
 
 def parse_instant(name: str, raw: str | None) -> dt.datetime | None:

@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from api.errors import BadRequest
+from api.errors import BadRequest, NotFound
 from api.http.caching import Version, cache_headers, make_etag, not_modified, not_modified_response
 from api.http.csv import csv_lines, lf_to_crlf, with_bom
 from api.http.formats import CSV_MEDIA_TYPE, wants_csv
@@ -132,6 +132,8 @@ def document(
     | None = None,
 ) -> Response:
     """Answer a single-document GET (JSON, or CSV when the document has a tabular form)."""
+    if csv_rows is None and request.scope.get("state", {}).get("csv_suffix"):
+        raise NotFound("This resource has no CSV form; drop the .csv suffix.")
     csv = wants_csv(request) and csv_rows is not None
     bom = _bom(request)
     etag = make_etag(request, version, "csv" if csv else "json", extra)
