@@ -1,7 +1,9 @@
 """Change counters per scope: the source of every ETag and Last-Modified.
 
-Scopes: ``catalogue`` (departments and metrics), ``values`` (any daily value), ``metric:<id>``
-(one metric's values and definition), ``scores`` (anything a score depends on), ``analyses``.
+Scopes: ``departments``, ``metrics`` (definitions), ``values`` (any daily value),
+``metric:<id>`` (one metric's definition, values and scores), ``scores`` (anything any score
+or CityScore depends on), ``analyses``. Each endpoint's ETag uses the scopes of exactly the
+data it shows.
 A counter moves only when a write really changed something, so a replayed batch leaves every
 ETag as it was.
 """

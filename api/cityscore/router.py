@@ -14,7 +14,7 @@ from api.metrics import service as metrics_service
 
 router = APIRouter(prefix="/v1", tags=["cityscore"])
 
-SCOPES = ("catalogue", "scores")
+SCOPES = ("scores",)
 CSV_TEXT = frozenset({"name", "metric_logic"})
 
 
@@ -91,7 +91,7 @@ def get_metric_scores(
     """A metric's window scores per as-of date: `{as_of, day, week, month, quarter}`."""
     first, last = _default_range(start, end, settings.today())
     metric_id = metrics_service.metric_id(session, slug)
-    version = changes.version(session, "catalogue", f"metric:{metric_id}", "scores")
+    version = changes.version(session, f"metric:{metric_id}")
     return respond.collection(
         request,
         publish.metric_scores_listing(session, metric_id, slug, first, last),

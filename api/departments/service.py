@@ -15,7 +15,7 @@ from db.models import Department, utcnow
 from db.session import begin_write
 
 T = Department.__table__  # type: ignore[attr-defined]
-SCOPES = ("catalogue",)
+SCOPES = ("departments",)
 
 
 def listing(session: Session) -> Listing:
@@ -64,12 +64,12 @@ def put(session: Session, slug: str, body: DepartmentIn) -> tuple[Department, bo
         dept = Department(slug=slug, updated_at=utcnow(), **fields)
         session.add(dept)
         session.flush()
-        changes.bump(session, ["catalogue", "scores"])
+        changes.bump(session, ["departments", "scores"])
         return dept, True
     if any(getattr(dept, k) != v for k, v in fields.items()):
         for k, v in fields.items():
             setattr(dept, k, v)
         dept.updated_at = utcnow()
         session.flush()
-        changes.bump(session, ["catalogue", "scores"])
+        changes.bump(session, ["departments", "scores"])
     return dept, False

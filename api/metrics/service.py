@@ -24,7 +24,7 @@ D = Department.__table__  # type: ignore[attr-defined]
 TG = MetricTarget.__table__  # type: ignore[attr-defined]
 V = MetricValue.__table__  # type: ignore[attr-defined]
 
-SCOPES = ("catalogue",)
+SCOPES = ("metrics",)
 
 _BASE_COLUMNS = (
     M.c.id,
@@ -223,7 +223,7 @@ def put(session: Session, slug: str, body: MetricIn, today: dt.date) -> tuple[di
             )
     session.flush()
     if changed:
-        changes.bump(session, ["catalogue", f"metric:{metric.id}", "scores"])
+        changes.bump(session, ["metrics", f"metric:{metric.id}", "scores"])
     if rescore and not created:
         scores_service.rescore_metrics(session, [metric.id])
     elif in_cityscore_changed:

@@ -10,7 +10,7 @@ from api.scorecards import service
 from api.scorecards.schemas import Scorecard, ScorecardList
 
 router = APIRouter(prefix="/v1/scorecards", tags=["scorecards"])
-SCOPES = ("catalogue", "scores")
+SCOPES = ("departments", "scores")
 
 
 @router.get("", response_model=ScorecardList, operation_id="listScorecards")

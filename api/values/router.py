@@ -33,7 +33,7 @@ def list_values(
     first, last = parse_date("start", start), parse_date("end", end)
     check_range(first, last)
     since = parse_instant("updated_since", updated_since)
-    version = changes.version(session, "catalogue", "values")
+    version = changes.version(session, "values")
     listing = service.bulk_listing(
         session,
         metric=metric,
@@ -63,7 +63,7 @@ def get_metric_values(
     listing = service.metric_values_listing(
         session, metric_id, aggregation, slug, start=first, end=last, interval=interval
     )
-    version = changes.version(session, "catalogue", f"metric:{metric_id}")
+    version = changes.version(session, f"metric:{metric_id}")
     return respond.collection(request, listing, version, base_url=settings.public_base_url)
 
 
