@@ -15,6 +15,7 @@ from api.analyses.router import router as analyses_router
 from api.cityscore.router import router as cityscore_router
 from api.departments.router import router as departments_router
 from api.errors import ServiceUnavailable, api_error_response, install_error_handlers
+from api.http.docs import WRITE_ERRORS, component_schemas
 from api.http.formats import CsvSuffixMiddleware
 from api.http.ratelimit import RateLimitMiddleware, make_counter
 from api.http.respond import json_response
@@ -46,6 +47,13 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     install_error_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     for router in (
         departments_router,
@@ -99,9 +107,23 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:
-    return get_openapi(
+    doc = get_openapi(
         title=app.title,
         version=app.version,
         description=app.description,
         routes=app.routes,
     )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(component_schemas())
+    # FastAPI documents its own 422 body; ours is problem+json (400 for a bad query string).
+    for path in doc["paths"].values():
+        for method, operation in path.items():
+            responses = operation.get("responses", {})
+            if "HTTPValidationError" in str(responses.get("422", "")):
+                if method == "get":
+                    del responses["422"]
+                else:
+                    responses["422"] = WRITE_ERRORS[422]
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    return doc

@@ -7,12 +7,13 @@ from api.analyses.schemas import AnalysisIn, AnalysisList, AnalysisOut
 from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
+from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
 from api.schemas import SLUG_PATTERN
 
-router = APIRouter(prefix="/v1/analyses", tags=["analyses"])
+router = APIRouter(prefix="/v1/analyses", tags=["analyses"], responses=READ_ERRORS)
 
 
-@router.get("", response_model=AnalysisList, operation_id="listAnalyses")
+@router.get("", response_model=AnalysisList, operation_id="listAnalyses", responses=CSV_CONTENT)
 def list_analyses(
     request: Request,
     session: SessionDep,
@@ -39,7 +40,7 @@ def get_analysis(request: Request, session: SessionDep, slug: str) -> Response:
     "/{slug}",
     response_model=AnalysisOut,
     operation_id="putAnalysis",
-    responses={201: {"model": AnalysisOut, "description": "Created"}},
+    responses={201: {"model": AnalysisOut, "description": "Created"}, **WRITE_ERRORS},
 )
 def put_analysis(
     session: SessionDep,
@@ -53,7 +54,7 @@ def put_analysis(
     return respond.json_response(doc, status_code=201 if created else 200)
 
 
-@router.delete("/{slug}", status_code=204, operation_id="deleteAnalysis")
+@router.delete("/{slug}", status_code=204, operation_id="deleteAnalysis", responses=WRITE_ERRORS)
 def delete_analysis(session: SessionDep, _key: AdminKey, slug: str) -> Response:
     """Delete an analysis (admin key)."""
     service.delete(session, slug)

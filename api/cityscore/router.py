@@ -9,10 +9,11 @@ from api.cityscore import publish
 from api.cityscore.schemas import CSV_COLUMNS, CityScore, History
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
+from api.http.docs import CSV_CONTENT, READ_ERRORS
 from api.http.params import check_range, parse_date
 from api.metrics import service as metrics_service
 
-router = APIRouter(prefix="/v1", tags=["cityscore"])
+router = APIRouter(prefix="/v1", tags=["cityscore"], responses=READ_ERRORS)
 
 SCOPES = ("scores",)
 CSV_TEXT = frozenset({"name", "metric_logic"})
@@ -32,7 +33,9 @@ def _default_range(
     return start, end
 
 
-@router.get("/cityscore", response_model=CityScore, operation_id="getCityScore")
+@router.get(
+    "/cityscore", response_model=CityScore, operation_id="getCityScore", responses=CSV_CONTENT
+)
 def get_cityscore(
     request: Request,
     session: SessionDep,
@@ -59,7 +62,12 @@ def get_cityscore(
     )
 
 
-@router.get("/cityscore/history", response_model=History, operation_id="getCityScoreHistory")
+@router.get(
+    "/cityscore/history",
+    response_model=History,
+    operation_id="getCityScoreHistory",
+    responses=CSV_CONTENT,
+)
 def get_cityscore_history(
     request: Request,
     session: SessionDep,
@@ -79,7 +87,12 @@ def get_cityscore_history(
     )
 
 
-@router.get("/metrics/{slug}/scores", response_model=History, operation_id="getMetricScores")
+@router.get(
+    "/metrics/{slug}/scores",
+    response_model=History,
+    operation_id="getMetricScores",
+    responses=CSV_CONTENT,
+)
 def get_metric_scores(
     request: Request,
     session: SessionDep,

@@ -296,7 +296,14 @@ def load(session: Session, *, years: int, metrics: int, today: dt.date) -> str:
         analyses_service.put(session, doc["slug"], AnalysisIn(**fields))
     changes.bump(
         session,
-        ["departments", "metrics", "values", "scores", "analyses", *(f"metric:{m}" for m in metric_ids)],
+        [
+            "departments",
+            "metrics",
+            "values",
+            "scores",
+            "analyses",
+            *(f"metric:{m}" for m in metric_ids),
+        ],
     )
     return (
         f"loaded {len(depts)} departments, {len(chosen)} metrics, {value_count} daily values "

@@ -7,12 +7,15 @@ from api.departments import service
 from api.departments.schemas import DepartmentIn, DepartmentList, DepartmentOut
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
+from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
 from api.schemas import SLUG_PATTERN
 
-router = APIRouter(prefix="/v1/departments", tags=["departments"])
+router = APIRouter(prefix="/v1/departments", tags=["departments"], responses=READ_ERRORS)
 
 
-@router.get("", response_model=DepartmentList, operation_id="listDepartments")
+@router.get(
+    "", response_model=DepartmentList, operation_id="listDepartments", responses=CSV_CONTENT
+)
 def list_departments(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """All departments, by slug. CSV with `.csv` or `Accept: text/csv`."""
     version = changes.version(session, *service.SCOPES)
@@ -33,7 +36,7 @@ def get_department(request: Request, session: SessionDep, slug: str) -> Response
     "/{slug}",
     response_model=DepartmentOut,
     operation_id="putDepartment",
-    responses={201: {"model": DepartmentOut, "description": "Created"}},
+    responses={201: {"model": DepartmentOut, "description": "Created"}, **WRITE_ERRORS},
 )
 def put_department(
     session: SessionDep,

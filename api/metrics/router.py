@@ -5,14 +5,15 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
+from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
 from api.metrics import service
 from api.metrics.schemas import MetricIn, MetricList, MetricOut
 from api.schemas import SLUG_PATTERN
 
-router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
+router = APIRouter(prefix="/v1/metrics", tags=["metrics"], responses=READ_ERRORS)
 
 
-@router.get("", response_model=MetricList, operation_id="listMetrics")
+@router.get("", response_model=MetricList, operation_id="listMetrics", responses=CSV_CONTENT)
 def list_metrics(
     request: Request,
     session: SessionDep,
@@ -44,7 +45,7 @@ def get_metric(request: Request, session: SessionDep, settings: SettingsDep, slu
     "/{slug}",
     response_model=MetricOut,
     operation_id="putMetric",
-    responses={201: {"model": MetricOut, "description": "Created"}},
+    responses={201: {"model": MetricOut, "description": "Created"}, **WRITE_ERRORS},
 )
 def put_metric(
     session: SessionDep,

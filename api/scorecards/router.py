@@ -5,15 +5,16 @@ from fastapi import APIRouter, Query, Request, Response
 from api.changes import service as changes
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
+from api.http.docs import CSV_CONTENT, READ_ERRORS
 from api.http.params import parse_date
 from api.scorecards import service
 from api.scorecards.schemas import Scorecard, ScorecardList
 
-router = APIRouter(prefix="/v1/scorecards", tags=["scorecards"])
+router = APIRouter(prefix="/v1/scorecards", tags=["scorecards"], responses=READ_ERRORS)
 SCOPES = ("departments", "scores")
 
 
-@router.get("", response_model=ScorecardList, operation_id="listScorecards")
+@router.get("", response_model=ScorecardList, operation_id="listScorecards", responses=CSV_CONTENT)
 def list_scorecards(
     request: Request,
     session: SessionDep,

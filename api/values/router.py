@@ -5,14 +5,15 @@ from fastapi import APIRouter, Query, Request, Response
 from api.changes import service as changes
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
+from api.http.docs import CSV_CONTENT, READ_ERRORS
 from api.http.params import check_range, parse_date, parse_instant
 from api.values import service
 from api.values.schemas import PeriodList, RevisionList, ValueList
 
-router = APIRouter(prefix="/v1", tags=["values"])
+router = APIRouter(prefix="/v1", tags=["values"], responses=READ_ERRORS)
 
 
-@router.get("/values", response_model=ValueList, operation_id="listValues")
+@router.get("/values", response_model=ValueList, operation_id="listValues", responses=CSV_CONTENT)
 def list_values(
     request: Request,
     session: SessionDep,
@@ -45,7 +46,12 @@ def list_values(
     return respond.collection(request, listing, version, base_url=settings.public_base_url)
 
 
-@router.get("/metrics/{slug}/values", response_model=PeriodList, operation_id="getMetricValues")
+@router.get(
+    "/metrics/{slug}/values",
+    response_model=PeriodList,
+    operation_id="getMetricValues",
+    responses=CSV_CONTENT,
+)
 def get_metric_values(
     request: Request,
     session: SessionDep,
@@ -71,6 +77,7 @@ def get_metric_values(
     "/metrics/{slug}/values/{date}/revisions",
     response_model=RevisionList,
     operation_id="getValueRevisions",
+    responses=CSV_CONTENT,
 )
 def get_value_revisions(
     request: Request, session: SessionDep, settings: SettingsDep, slug: str, date: str
