@@ -52,3 +52,12 @@ def test_unknown_route_is_problem_json(client: TestClient) -> None:
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
     assert set(r.json()) >= {"type", "title", "status", "detail", "message"}
+
+
+def test_head_answers_like_get_without_a_body(client: TestClient) -> None:
+    get = client.get("/v1/departments")
+    head = client.head("/v1/departments")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["etag"] == get.headers["etag"]
+    assert client.head("/v1/departments.csv").headers["content-type"].startswith("text/csv")

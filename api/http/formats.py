@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
@@ -45,3 +45,29 @@ def wants_csv(request: Request) -> bool:
     if request.scope.get("state", {}).get("csv_suffix"):
         return True
     return _accept_prefers_csv(request.headers.get("accept", ""))
+
+
+class HeadMiddleware:
+    """Answer HEAD like GET without a body (curl -I, link checkers, caches revalidating)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        scope = dict(scope)
+        scope["method"] = "GET"
+        finished = False
+
+        async def send_headers_only(message: Message) -> None:
+            nonlocal finished
+            if message["type"] == "http.response.body":
+                if finished:
+                    return
+                finished = True
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(scope, receive, send_headers_only)
