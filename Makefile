@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
 .PHONY: install run test lint openapi bench clean
@@ -18,7 +20,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/cityscore db upgrade
 	$(BIN)/cityscore demo --if-empty
-	$(BIN)/cityscore serve
+	$(BIN)/cityscore serve --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check .
