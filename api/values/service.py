@@ -7,10 +7,10 @@ CSV download on PostgreSQL is PostgreSQL's own ``COPY ... TO STDOUT`` streamed t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, select, tuple_
+from sqlalchemy import and_, select
 from sqlmodel import Session
 
 from api.errors import BadRequest, NotFound
@@ -32,6 +32,78 @@ ISO_INSTANT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 # --- bulk values ---------------------------------------------------------------------------
 
 
+class BulkFilter(NamedTuple):
+    metric_id: int | None
+    department: str | None
+    start: dt.date | None
+    end: dt.date | None
+    updated_since: dt.datetime | None
+
+
+def _bulk_sql(
+    dialect: str, f: BulkFilter, *, after: tuple[int, dt.date] | None, limit: int | None, csv: bool
+) -> tuple[str, list[Any]]:
+    """The bulk values query in the driver's own SQL, so rows skip ORM and type processing.
+
+    SQLite keeps dates and instants as text, so they are formatted in SQL; PostgreSQL's CSV
+    form is formatted by COPY itself. Both return the same text for the same row.
+    """
+    mark = "?" if dialect == "sqlite" else "%s"
+    where: list[str] = []
+    params: list[Any] = []
+
+    def add(clause: str, *values: Any) -> None:
+        where.append(clause.replace("?", mark))
+        params.extend(values)
+
+    stamp = (lambda ts: ts.strftime("%Y-%m-%d %H:%M:%S.%f")) if dialect == "sqlite" else None
+    if f.metric_id is not None:
+        add("v.metric_id = ?", f.metric_id)
+    if f.department is not None:
+        add(
+            "v.metric_id IN (SELECT m2.id FROM metrics m2 JOIN departments d "
+            "ON d.id = m2.department_id WHERE d.slug = ?)",
+            f.department,
+        )
+    if f.start is not None:
+        add("v.date >= ?", f.start.isoformat() if stamp else f.start)
+    if f.end is not None:
+        add("v.date <= ?", f.end.isoformat() if stamp else f.end)
+    if f.updated_since is not None:
+        add("v.updated_at > ?", stamp(f.updated_since) if stamp else f.updated_since)
+    else:
+        where.append("NOT v.deleted")
+    if after is not None:
+        add("(v.metric_id, v.date) > (?, ?)", after[0], after[1].isoformat() if stamp else after[1])
+    if dialect == "sqlite" and csv:
+        # Text around the three numbers is built by SQLite, so Python formats only the numbers.
+        columns = (
+            "m.slug || ',' || v.date, v.value, v.numerator, v.denominator, "
+            "CASE WHEN v.deleted THEN 'true,' ELSE 'false,' END "
+            "|| replace(v.updated_at, ' ', 'T') || 'Z'"
+        )
+    elif dialect == "sqlite":
+        columns = (
+            "m.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, "
+            "replace(v.updated_at, ' ', 'T') || 'Z'"
+        )
+    elif csv:
+        columns = (
+            "m.slug, to_char(v.date, 'YYYY-MM-DD'), v.value, v.numerator, v.denominator, "
+            "CASE WHEN v.deleted THEN 'true' ELSE 'false' END, "
+            f"to_char(v.updated_at, '{ISO_INSTANT}')"
+        )
+    else:
+        columns = "m.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, v.updated_at"
+    sql = (
+        f"SELECT {columns} FROM metric_values v JOIN metrics m ON m.id = v.metric_id "
+        f"WHERE {' AND '.join(where)} ORDER BY v.metric_id, v.date"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return sql, params
+
+
 def bulk_listing(
     session: Session,
     *,
@@ -42,42 +114,29 @@ def bulk_listing(
     updated_since: dt.datetime | None,
 ) -> Listing:
     """Every metric's daily values in (metric, date) order; tombstones only with updated_since."""
-    slugs = dict(session.execute(select(M.c.id, M.c.slug)).all())
-    ids = {slug: id_ for id_, slug in slugs.items()}
-    conditions: list[Any] = []
-    if metric is not None:
-        conditions.append(V.c.metric_id == ids.get(metric, -1))
-    if department is not None:
-        dept_ids = select(M.c.id).join(D, D.c.id == M.c.department_id).where(D.c.slug == department)
-        conditions.append(V.c.metric_id.in_(dept_ids))
-    if start is not None:
-        conditions.append(V.c.date >= start)
-    if end is not None:
-        conditions.append(V.c.date <= end)
-    if updated_since is not None:
-        conditions.append(V.c.updated_at > updated_since)
-    else:
-        conditions.append(~V.c.deleted)
-    columns = (
-        V.c.metric_id,
-        V.c.date,
-        V.c.value,
-        V.c.numerator,
-        V.c.denominator,
-        V.c.deleted,
-        V.c.updated_at,
+    ids = {slug: id_ for id_, slug in session.execute(select(M.c.id, M.c.slug)).all()}
+    connection = session.connection()
+    dialect = connection.dialect.name
+    f = BulkFilter(
+        None if metric is None else ids.get(metric, -1), department, start, end, updated_since
     )
 
+    def raw() -> Any:
+        return connection.connection.driver_connection
+
     def fetch(after: Any, limit: int | None) -> Iterator[tuple[Any, ...]]:
-        stmt = select(*columns).where(and_(*conditions)).order_by(V.c.metric_id, V.c.date)
-        if after is not None:
-            stmt = stmt.where(tuple_(V.c.metric_id, V.c.date) > tuple_(*after))
-        # A page is small; a full download streams from a server-side cursor.
-        stmt = stmt.limit(limit) if limit is not None else stmt.execution_options(yield_per=10_000)
-        result = session.execute(stmt)
-        for part in result.partitions(10_000) if limit is None else [result.all()]:
-            for row in part:
-                yield (slugs[row[0]], *row[1:])
+        sql, params = _bulk_sql(dialect, f, after=after, limit=limit, csv=False)
+        cur = raw().cursor()
+        try:
+            cur.execute(sql, params)
+            sqlite = dialect == "sqlite"
+            while rows := cur.fetchmany(10_000):
+                if sqlite:  # SQLite has no boolean type; dates are already ISO text
+                    yield from ((s, d, v, n, dn, bool(x), ts) for s, d, v, n, dn, x, ts in rows)
+                else:
+                    yield from rows
+        finally:
+            cur.close()
 
     def parse_key(key: list[Any]) -> tuple[int, dt.date]:
         slug, day = key
@@ -85,61 +144,49 @@ def bulk_listing(
             raise ValueError("unknown metric in cursor")
         return ids[slug], dt.date.fromisoformat(str(day))
 
-    copy_csv = None
-    if session.get_bind().dialect.name == "postgresql":
-        copy_csv = _copy_csv(session, conditions)
+    def key_of(row: Sequence[Any]) -> list[Any]:
+        day = row[1]
+        return [row[0], day if isinstance(day, str) else day.isoformat()]
+
+    def copy_csv() -> Iterator[bytes]:
+        """The whole download as CSV bytes, formatted by the database or in one tight loop."""
+        yield (",".join(VALUE_COLUMNS) + "\n").encode()
+        sql, params = _bulk_sql(dialect, f, after=None, limit=None, csv=True)
+        if dialect == "postgresql":
+            buffer = bytearray()
+            with (
+                raw().cursor() as cur,
+                cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy,
+            ):
+                for data in copy:
+                    buffer += data
+                    if len(buffer) >= COPY_CHUNK:
+                        yield bytes(buffer)
+                        buffer.clear()
+            if buffer:
+                yield bytes(buffer)
+            return
+        cur = raw().cursor()
+        try:
+            cur.execute(sql, params)
+            while rows := cur.fetchmany(20_000):
+                # repr() is the shortest text that reads back as the same double; whole
+                # numbers lose their ".0" and nulls become empty cells, as in PostgreSQL's COPY.
+                # Safe on the whole chunk: no other cell can contain ".0," or "None".
+                text = "".join([f"{p},{v!r},{n!r},{dn!r},{tail}\n" for p, v, n, dn, tail in rows])
+                yield text.replace(".0,", ",").replace("None", "").encode()
+        finally:
+            cur.close()
 
     return Listing(
         name="values",
         columns=VALUE_COLUMNS,
         fetch=fetch,
-        key_of=lambda row: [row[0], row[1].isoformat()],
+        key_of=key_of,
         key_width=2,
         parse_key=parse_key,
         copy_csv=copy_csv,
     )
-
-
-def _copy_csv(session: Session, conditions: list[Any]) -> Any:
-    """PostgreSQL's COPY of the same rows, formatted exactly as the Python CSV writer would."""
-    stmt = (
-        select(
-            M.c.slug,
-            V.c.date,
-            V.c.value,
-            V.c.numerator,
-            V.c.denominator,
-            V.c.deleted,
-            V.c.updated_at,
-        )
-        .join(M, M.c.id == V.c.metric_id)
-        .where(and_(*conditions))
-        .order_by(V.c.metric_id, V.c.date)
-    )
-    connection = session.connection()
-    compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-    inner = str(compiled)
-    query = (
-        "COPY (SELECT slug, to_char(date, 'YYYY-MM-DD'), value, numerator, denominator, "
-        "CASE WHEN deleted THEN 'true' ELSE 'false' END, "
-        f"to_char(updated_at, '{ISO_INSTANT}') FROM ({inner}) AS q) "
-        "TO STDOUT WITH (FORMAT csv)"
-    )
-
-    def stream() -> Iterator[bytes]:
-        raw: Any = connection.connection.driver_connection
-        yield (",".join(VALUE_COLUMNS) + "\n").encode()
-        buffer = bytearray()
-        with raw.cursor() as cur, cur.copy(query) as copy:
-            for data in copy:
-                buffer += data
-                if len(buffer) >= COPY_CHUNK:
-                    yield bytes(buffer)
-                    buffer.clear()
-        if buffer:
-            yield bytes(buffer)
-
-    return stream
 
 
 # --- one metric by period ------------------------------------------------------------------
