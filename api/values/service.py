@@ -82,10 +82,10 @@ def _bulk_sql(
             "CASE WHEN v.deleted THEN 'true,' ELSE 'false,' END "
             "|| replace(v.updated_at, ' ', 'T') || 'Z'"
         )
-    elif dialect == "sqlite":
+    elif dialect == "sqlite":  # the instant as orjson writes one (no ".000000")
         columns = (
             "m.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, "
-            "replace(v.updated_at, ' ', 'T') || 'Z'"
+            "replace(replace(v.updated_at, ' ', 'T'), '.000000', '') || 'Z'"
         )
     elif csv:
         columns = (
