@@ -10,9 +10,10 @@ import logging
 from typing import Any
 
 import orjson
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -159,8 +160,16 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("store unavailable: %s", exc)
         return api_error_response(ServiceUnavailable("The data store is unavailable."))
 
+    @app.exception_handler(psycopg.DataError)
+    async def _driver_data_error(_request: Request, exc: psycopg.DataError) -> Response:
+        return api_error_response(BadRequest(f"The store refused a value: {exc}".splitlines()[0]))
+
     @app.exception_handler(DBAPIError)
     async def _db_error(_request: Request, exc: DBAPIError) -> Response:
+        if isinstance(exc, DataError):  # e.g. a NUL byte in text: the client's input
+            return api_error_response(
+                BadRequest(f"The store refused a value: {exc.orig}".splitlines()[0])
+            )
         if exc.connection_invalidated:
             return api_error_response(ServiceUnavailable("The data store is unavailable."))
         log.exception("database error")

@@ -16,7 +16,7 @@ from api.cityscore.router import router as cityscore_router
 from api.departments.router import router as departments_router
 from api.errors import ServiceUnavailable, api_error_response, install_error_handlers
 from api.http.docs import WRITE_ERRORS, component_schemas
-from api.http.formats import CsvSuffixMiddleware, HeadMiddleware
+from api.http.formats import CsvSuffixMiddleware, HeadMiddleware, NulGuardMiddleware
 from api.http.ratelimit import RateLimitMiddleware, make_counter
 from api.http.respond import json_response
 from api.ingest.router import router as ingest_router
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
 
     app.add_middleware(CsvSuffixMiddleware)
     app.add_middleware(HeadMiddleware)
+    app.add_middleware(NulGuardMiddleware)
     if settings.rate_limit_enabled:
         app.add_middleware(
             RateLimitMiddleware,

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         """Today on the city's calendar."""
         return dt.datetime.now(self.tz).date()
 
+    def today_began(self) -> dt.datetime:
+        """When today began on the city's calendar, as naive UTC (answers that depend on the
+        date change then, so their Last-Modified must not be earlier)."""
+        midnight = dt.datetime.combine(self.today(), dt.time(), self.tz)
+        return midnight.astimezone(dt.UTC).replace(tzinfo=None)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -10,6 +10,7 @@ ETag as it was.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from db.dialect import insert
 from db.models import DataState, utcnow
 
 TABLE = DataState.__table__  # type: ignore[attr-defined]
+EPOCH = dt.datetime(1970, 1, 1)
 
 
 def bump(session: Session, scopes: Iterable[str]) -> None:
@@ -42,5 +44,5 @@ def version(session: Session, *scopes: str) -> Version:
     ).all()
     found = {r.scope: r for r in rows}
     token = ",".join(f"{s}:{found[s].version if s in found else 0}" for s in scopes)
-    last = max((r.changed_at for r in rows), default=None)
+    last = max((r.changed_at for r in rows), default=EPOCH)  # never written: the epoch
     return Version(token, last)

@@ -9,6 +9,7 @@ from api.cityscore import publish
 from api.cityscore.schemas import CSV_COLUMNS, CityScore, History
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
+from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS
 from api.http.params import check_range, parse_date
 from api.metrics import service as metrics_service
@@ -48,6 +49,8 @@ def get_cityscore(
     """
     day = parse_date("as_of", as_of) or settings.today()
     version = changes.version(session, *SCOPES)
+    if as_of is None:
+        version = not_before(version, settings.today_began())
     return respond.document(
         request,
         version,
@@ -78,6 +81,8 @@ def get_cityscore_history(
     """CityScore per as-of date, one row per date: `{as_of, day, week, month, quarter}`."""
     first, last = _default_range(start, end, settings.today())
     version = changes.version(session, *SCOPES)
+    if end is None:
+        version = not_before(version, settings.today_began())
     return respond.collection(
         request,
         publish.history_listing(session, first, last),
@@ -105,6 +110,8 @@ def get_metric_scores(
     first, last = _default_range(start, end, settings.today())
     metric_id = metrics_service.metric_id(session, slug)
     version = changes.version(session, f"metric:{metric_id}")
+    if end is None:
+        version = not_before(version, settings.today_began())
     return respond.collection(
         request,
         publish.metric_scores_listing(session, metric_id, slug, first, last),

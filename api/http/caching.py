@@ -21,6 +21,12 @@ class Version:
     last_modified: dt.datetime | None  # naive UTC
 
 
+def not_before(version: Version, moment: dt.datetime) -> Version:
+    """For answers that depend on today: Last-Modified is at least the start of today."""
+    last = version.last_modified
+    return Version(version.token, moment if last is None else max(last, moment))
+
+
 def make_etag(request: Request, version: Version, representation: str, extra: str = "") -> str:
     query = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.multi_items()))
     raw = "|".join((version.token, representation, request.url.path, query, extra))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import BadRequest, api_error_response
+
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
 
@@ -26,7 +28,7 @@ class CsvSuffixMiddleware:
 def _accept_prefers_csv(accept: str) -> bool:
     best_q, best = -1.0, ""
     for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
+        media, *params = (p.strip().lower() for p in part.split(";"))
         q = 1.0
         for p in params:
             if p.startswith("q="):
@@ -45,6 +47,24 @@ def wants_csv(request: Request) -> bool:
     if request.scope.get("state", {}).get("csv_suffix"):
         return True
     return _accept_prefers_csv(request.headers.get("accept", ""))
+
+
+class NulGuardMiddleware:
+    """A NUL byte in the path or query can never name anything; PostgreSQL refuses it in text
+    parameters. Answer 400 at the door instead of letting a driver error become a 500."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower()
+        ):
+            await api_error_response(BadRequest("The URL contains a NUL byte."))(
+                scope, receive, send
+            )
+            return
+        await self.app(scope, receive, send)
 
 
 class HeadMiddleware:

@@ -40,7 +40,10 @@ def parse_instant(name: str, raw: str | None) -> dt.datetime | None:
         ) from None
     if value.tzinfo is None:
         raise BadRequest(f"{name} needs a time zone offset or Z.")
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
+    try:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise BadRequest(f"{name} is out of range.") from None
 
 
 def check_range(start: dt.date | None, end: dt.date | None) -> None:

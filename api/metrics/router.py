@@ -5,6 +5,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
+from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
 from api.metrics import service
 from api.metrics.schemas import MetricIn, MetricList, MetricOut
@@ -25,7 +26,8 @@ def list_metrics(
     """The metric catalogue, by slug. `target` is the target in force today."""
     flag = service.parse_bool("in_cityscore", in_cityscore)
     today = settings.today()
-    version = changes.version(session, *service.SCOPES)
+    # The target shown is the one in force today.
+    version = not_before(changes.version(session, *service.SCOPES), settings.today_began())
     listing = service.listing(session, today, department=department, in_cityscore=flag, q=q)
     return respond.collection(
         request, listing, version, extra=today.isoformat(), base_url=settings.public_base_url
@@ -36,7 +38,8 @@ def list_metrics(
 def get_metric(request: Request, session: SessionDep, settings: SettingsDep, slug: str) -> Response:
     """One metric with its targets over time and Boston's metric_logic."""
     today = settings.today()
-    version = changes.version(session, *service.SCOPES)
+    # The target shown is the one in force today.
+    version = not_before(changes.version(session, *service.SCOPES), settings.today_began())
     doc = service.get_public(session, slug, today)
     return respond.document(request, version, lambda: doc, extra=today.isoformat())
 

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Query, Request, Response
 from api.changes import service as changes
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
+from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS
 from api.http.params import parse_date
 from api.scorecards import service
@@ -25,6 +26,8 @@ def list_scorecards(
     are below target this week."""
     day = parse_date("as_of", as_of) or settings.today()
     version = changes.version(session, *SCOPES)
+    if as_of is None:
+        version = not_before(version, settings.today_began())
     return respond.collection(
         request,
         service.listing(session, day),
@@ -46,5 +49,7 @@ def get_scorecard(
     target, status (from the week score) and the last 12 weekly scores."""
     day = parse_date("as_of", as_of) or settings.today()
     version = changes.version(session, *SCOPES)
+    if as_of is None:
+        version = not_before(version, settings.today_began())
     doc = service.scorecard(session, department, day)
     return respond.document(request, version, lambda: doc, extra=day.isoformat())

@@ -34,7 +34,8 @@ def list_values(
     first, last = parse_date("start", start), parse_date("end", end)
     check_range(first, last)
     since = parse_instant("updated_since", updated_since)
-    version = changes.version(session, "values")
+    # "metrics": ?department= depends on which department each metric belongs to.
+    version = changes.version(session, "values", "metrics")
     listing = service.bulk_listing(
         session,
         metric=metric,

@@ -7,6 +7,7 @@ CSV download on PostgreSQL is PostgreSQL's own ``COPY ... TO STDOUT`` streamed t
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -14,6 +15,7 @@ from sqlalchemy import and_, select
 from sqlmodel import Session
 
 from api.errors import BadRequest, NotFound
+from api.http.csv import format_number
 from api.http.respond import Listing
 from api.scoring.aggregates import Point, Series
 from api.scoring.windows import month_start
@@ -104,6 +106,17 @@ def _bulk_sql(
     return sql, params
 
 
+_E15 = re.compile(rb"(?<=,)-?\d(?:\.\d+)?e\+15(?=,)")
+
+
+def _python_exponents(chunk: bytes) -> bytes:
+    """PostgreSQL writes 1e15 <= |x| < 1e16 with an exponent, Python's repr in full; make the
+    COPY text identical to what the Python writer gives for the same double."""
+    if b"e+15" not in chunk:
+        return chunk
+    return _E15.sub(lambda m: format_number(float(m.group())).encode(), chunk)
+
+
 def bulk_listing(
     session: Session,
     *,
@@ -161,10 +174,10 @@ def bulk_listing(
                 for data in copy:
                     buffer += data
                     if len(buffer) >= COPY_CHUNK:
-                        yield bytes(buffer)
+                        yield _python_exponents(bytes(buffer))
                         buffer.clear()
             if buffer:
-                yield bytes(buffer)
+                yield _python_exponents(bytes(buffer))
             return
         cur = raw().cursor()
         try:
