@@ -40,8 +40,10 @@ def get_metric(request: Request, session: SessionDep, settings: SettingsDep, slu
     today = settings.today()
     # The target shown is the one in force today.
     version = not_before(changes.version(session, *service.SCOPES), settings.today_began())
-    doc = service.get_public(session, slug, today)
-    return respond.document(request, version, lambda: doc, extra=today.isoformat())
+    service.metric_id(session, slug)  # 404 before any 304
+    return respond.document(
+        request, version, lambda: service.get_public(session, slug, today), extra=today.isoformat()
+    )
 
 
 @router.put(
