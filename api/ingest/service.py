@@ -1,0 +1,693 @@
+"""Department ingest: parse, validate every record, then upsert the batch set-based.
+
+A batch is all-or-nothing. Parsing and validation never touch the store row by row: the
+batch's metrics come in one query, each metric's current values in one (locked) range query,
+and the writes are one bulk insert of superseded versions into ``value_revisions`` plus one
+upsert of the new current rows (binary COPY into a staging table and one
+``INSERT ... SELECT ... ON CONFLICT`` on PostgreSQL; one ``executemany`` upsert on SQLite).
+
+Decisions a client can rely on (also in the README):
+
+- Malformed JSON (or CSV that is not UTF-8) is a **422**, like every other invalid body:
+  400 is reserved for a bad query string. The error lists ``row: null, field: "body"``.
+- In JSON a field that is ``null`` counts as absent; in CSV an empty cell does.
+- CSV blank lines are skipped and not counted; ``row`` counts data rows after the header.
+- A value re-posted after its deletion counts as ``created`` (the tombstone is kept as a
+  revision). Deleting a value that does not exist or is already deleted is ``unchanged``.
+- ``Idempotency-Key`` (at most 200 characters) is remembered per API key with the SHA-256 of
+  the body: a retry with the same body answers the first receipt again (header
+  ``Idempotent-Replayed: true``) without re-applying it, a different body is 409. Dry runs
+  ignore the header. A request that failed stores nothing, so it may be retried with the key.
+- Concurrency: every writer takes ``db.session.begin_write`` (BEGIN IMMEDIATE on SQLite, one
+  advisory lock on PostgreSQL) and, on PostgreSQL, a transaction-scoped advisory lock per
+  touched metric (in id order) before it reads the current values, so concurrent batches for
+  the same (metric, date) apply one after the other: the later one is current and the earlier
+  one is kept as a revision. (Per-metric advisory locks instead of ``SELECT ... FOR UPDATE``:
+  they also cover values that do not exist yet, and do not write a lock into every row.)
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import re
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+from sqlalchemy import Column, MetaData, Table, select, text
+from sqlalchemy.types import BigInteger, Boolean, Date, DateTime, Float, Integer
+from sqlmodel import Session
+
+from api.changes import service as changes
+from api.cityscore import service as scores_service
+from api.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from api.ingest.schemas import CSV_REQUIRED, RECORD_FIELDS
+from api.schemas import SLUG_RE
+from api.scoring.aggregates import RATIO_AGGREGATIONS
+from db.dialect import bulk_insert, insert
+from db.models import ApiKey, Department, IngestBatch, Metric, MetricValue, ValueRevision, utcnow
+from db.session import begin_write
+
+M = Metric.__table__  # type: ignore[attr-defined]
+D = Department.__table__  # type: ignore[attr-defined]
+V = MetricValue.__table__  # type: ignore[attr-defined]
+R = ValueRevision.__table__  # type: ignore[attr-defined]
+B = IngestBatch.__table__  # type: ignore[attr-defined]
+
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # used with fullmatch
+NUMBER_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+TRUE_WORDS = frozenset({"true", "1", "yes"})
+FALSE_WORDS = frozenset({"false", "0", "no", ""})
+NUMBER_FIELDS = ("value", "numerator", "denominator")
+VALUE_COLUMNS = ("metric_id", "date", "value", "numerator", "denominator", "deleted")
+CURRENT_COLUMNS = (*VALUE_COLUMNS, "updated_at", "batch_id")
+REVISION_COLUMNS = (*VALUE_COLUMNS, "batch_id", "key_id", "recorded_at")
+MAX_IDEMPOTENCY_KEY = 200
+IN_CHUNK = 500
+MAX_INT = int(sys.float_info.max)
+INGEST_LOCK_SPACE = 0x494E4753  # "INGS": the first key of the per-metric advisory locks
+
+# The PostgreSQL staging table: a session-local temp table dropped at commit.
+STAGE = Table(
+    "cityscore_ingest_stage",
+    MetaData(),
+    Column("metric_id", Integer),
+    Column("date", Date),
+    Column("value", Float),
+    Column("numerator", Float),
+    Column("denominator", Float),
+    Column("deleted", Boolean),
+    Column("updated_at", DateTime),
+    Column("batch_id", BigInteger),
+)
+_STAGE_DDL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGE.name} (metric_id integer, date date, "
+    "value double precision, numerator double precision, denominator double precision, "
+    "deleted boolean, updated_at timestamp, batch_id bigint) ON COMMIT DROP"
+)
+_STAGE_UPSERT = (
+    f"INSERT INTO metric_values ({', '.join(CURRENT_COLUMNS)}) "
+    f"SELECT {', '.join(CURRENT_COLUMNS)} FROM {STAGE.name} "
+    "ON CONFLICT (metric_id, date) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in CURRENT_COLUMNS[2:])
+)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def media_type(content_type: str | None) -> str:
+    """``json`` or ``csv`` from a Content-Type header (absent means JSON); else 415."""
+    if not content_type or not content_type.strip():
+        return "json"
+    mime, *params = (part.strip() for part in content_type.split(";"))
+    mime = mime.lower()
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+            "us-ascii",
+        ):
+            raise UnsupportedMediaType("The body must be UTF-8.")
+    if mime == "application/json":
+        return "json"
+    if mime == "text/csv":
+        return "csv"
+    raise UnsupportedMediaType(
+        f"Content-Type '{mime}' is not accepted: send application/json or text/csv."
+    )
+
+
+def _malformed(message: str) -> Unprocessable:
+    return Unprocessable(message, errors=[{"row": None, "field": "body", "message": message}])
+
+
+def parse_json(raw: bytes) -> list[Any]:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        # The standard parser reads NaN, Infinity and 1e999, which orjson refuses: let those
+        # through so that the row-level check names the offending record and field.
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise _malformed(f"The body is not valid JSON: {exc}.") from None
+    if not isinstance(data, list):
+        raise _malformed("The body must be a JSON array of records.")
+    return data
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A CSV row that could not become a record (wrong number of cells)."""
+
+    message: str
+
+
+def parse_csv(raw: bytes) -> list[Any]:
+    """CSV rows as records (dicts of non-empty, stripped cells); a bad row becomes a BadRow."""
+    try:
+        body = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _malformed("The CSV body is not valid UTF-8.") from None
+    reader = csv.reader(io.StringIO(body, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise _malformed("The CSV body needs a header row.")
+        names = [h.strip() for h in header]
+        problems = []
+        for name in sorted(set(CSV_REQUIRED) - set(names)):
+            problems.append({"row": None, "field": name, "message": "missing column"})
+        for name in names:
+            if name not in RECORD_FIELDS:
+                problems.append({"row": None, "field": name, "message": "unknown column"})
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            problems.append({"row": None, "field": name, "message": "repeated column"})
+        if problems:
+            raise Unprocessable(
+                "The CSV header must be metric,date,value,numerator,denominator "
+                "(any order; optional deleted).",
+                errors=problems,
+            )
+        records: list[Any] = []
+        for cells in reader:
+            if not cells or all(not c.strip() for c in cells):
+                continue  # blank line
+            if len(cells) != len(names):
+                records.append(BadRow(f"has {len(cells)} cells; the header has {len(names)}"))
+                continue
+            records.append({n: c.strip() for n, c in zip(names, cells, strict=True) if c.strip()})
+    except csv.Error as exc:
+        raise _malformed(f"The CSV body is malformed: {exc}.") from None
+    return records
+
+
+def parse(raw: bytes, content_type: str | None) -> tuple[list[Any], bool]:
+    """The body's records and whether they came from CSV (cells are then strings)."""
+    kind = media_type(content_type)
+    if kind == "csv":
+        return parse_csv(raw), True
+    return parse_json(raw), False
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricRef:
+    id: int
+    slug: str
+    department_id: int
+    aggregation: str
+
+    @property
+    def ratio(self) -> bool:
+        return self.aggregation in RATIO_AGGREGATIONS
+
+
+class Record(NamedTuple):
+    metric_id: int
+    date: dt.date
+    value: float | None
+    numerator: float | None
+    denominator: float | None
+    deleted: bool
+
+
+def load_metrics(session: Session, slugs: Iterable[str]) -> dict[str, MetricRef]:
+    """The metrics named by ``slugs`` (strings that cannot be slugs are never looked up)."""
+    wanted = sorted({s for s in slugs if len(s) <= 100 and SLUG_RE.match(s)})
+    out: dict[str, MetricRef] = {}
+    for i in range(0, len(wanted), IN_CHUNK):
+        rows = session.execute(
+            select(M.c.id, M.c.slug, M.c.department_id, M.c.aggregation).where(
+                M.c.slug.in_(wanted[i : i + IN_CHUNK])
+            )
+        )
+        for r in rows:
+            out[r.slug] = MetricRef(r.id, r.slug, r.department_id, r.aggregation)
+    return out
+
+
+def _number(raw: Any, from_csv: bool) -> tuple[float | None, str | None]:
+    """The value as a finite, non-negative float, or an error message."""
+    kind = type(raw)  # the common case first: a plain, valid JSON number
+    if (kind is float and 0 <= raw < math.inf) or (kind is int and 0 <= raw <= MAX_INT):
+        return float(raw) + 0.0, None
+    if from_csv:
+        if not isinstance(raw, str) or not NUMBER_RE.fullmatch(raw):
+            return None, "must be a number"
+        number = float(raw)
+    else:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None, "must be a number"
+        try:
+            number = float(raw)
+        except OverflowError:
+            return None, "must be a finite number"
+    if not math.isfinite(number):
+        return None, "must be a finite number"
+    if number < 0:
+        return None, "must not be negative"
+    return number + 0.0, None  # -0.0 becomes 0.0
+
+
+def _deleted_flag(raw: Any, from_csv: bool) -> tuple[bool, str | None]:
+    if from_csv:
+        word = str(raw).lower()
+        if word in TRUE_WORDS:
+            return True, None
+        if word in FALSE_WORDS:
+            return False, None
+        return False, "must be true or false"
+    if isinstance(raw, bool):
+        return raw, None
+    return False, "must be true or false"
+
+
+@dataclass
+class _Errors:
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, row: int, field_name: str, message: str) -> None:
+        self.items.append({"row": row, "field": field_name, "message": message})
+
+
+def validate(
+    records: Sequence[Any], from_csv: bool, metrics: dict[str, MetricRef], today: dt.date
+) -> tuple[list[Record], list[dict[str, Any]]]:
+    """Check every record; return the good ones and every problem (row, field, message)."""
+    errors = _Errors()
+    add = errors.add
+    good: list[Record] = []
+    first_row: dict[tuple[int, dt.date], int] = {}
+    duplicates: dict[tuple[int, dt.date], list[int]] = {}
+    dates: dict[str, dt.date | str] = {}  # the same few dates recur across a batch's metrics
+    for row, rec in enumerate(records):
+        before = len(errors.items)
+        if isinstance(rec, BadRow):
+            add(row, "record", rec.message)
+            continue
+        if not isinstance(rec, dict):
+            add(row, "record", "must be an object {metric, date, ...}")
+            continue
+        for key in rec:
+            if key not in RECORD_FIELDS:
+                add(row, str(key), "unknown field")
+        fields = {k: v for k, v in rec.items() if v is not None}
+
+        ref: MetricRef | None = None
+        slug = fields.get("metric")
+        if slug is None:
+            add(row, "metric", "is required")
+        elif not isinstance(slug, str):
+            add(row, "metric", "must be a metric slug")
+        else:
+            ref = metrics.get(slug)
+            if ref is None:
+                add(row, "metric", f"unknown metric '{slug}'")
+
+        day: dt.date | None = None
+        raw_date = fields.get("date")
+        if raw_date is None:
+            add(row, "date", "is required")
+        elif not isinstance(raw_date, str):
+            add(row, "date", "must be a date YYYY-MM-DD")
+        else:
+            parsed = dates.get(raw_date)
+            if parsed is None:
+                parsed = dates[raw_date] = _parse_date(raw_date, today)
+            if isinstance(parsed, str):
+                add(row, "date", parsed)
+            else:
+                day = parsed
+
+        deleted = False
+        flag_ok = True
+        if "deleted" in fields:
+            deleted, problem = _deleted_flag(fields["deleted"], from_csv)
+            if problem:
+                add(row, "deleted", problem)
+                flag_ok = False
+
+        value = numerator = denominator = None
+        if "value" in fields:
+            value, problem = _number(fields["value"], from_csv)
+            if problem:
+                add(row, "value", problem)
+        if "numerator" in fields:
+            numerator, problem = _number(fields["numerator"], from_csv)
+            if problem:
+                add(row, "numerator", problem)
+        if "denominator" in fields:
+            denominator, problem = _number(fields["denominator"], from_csv)
+            if problem:
+                add(row, "denominator", problem)
+            elif denominator == 0:
+                add(row, "denominator", "must be greater than 0")
+
+        if deleted:
+            for name in NUMBER_FIELDS:
+                if name in fields:
+                    add(row, name, "a deletion carries no value fields")
+        elif ref is not None and flag_ok:
+            _check_shape(ref, fields, row, add)
+
+        if ref is None or day is None:
+            continue
+        key = (ref.id, day)
+        first = first_row.setdefault(key, row)
+        if first != row:
+            duplicates.setdefault(key, [first]).append(row)
+        if len(errors.items) == before:
+            if not deleted and ref.ratio and numerator is not None and denominator:
+                value = numerator / denominator
+            good.append(Record(ref.id, day, value, numerator, denominator, deleted))
+
+    for rows in duplicates.values():
+        listed = ", ".join(str(r) for r in rows)
+        for r in rows:
+            add(r, "date", f"duplicate (metric, date) in the batch: rows {listed}")
+    errors.items.sort(key=lambda e: e["row"])
+    return good, errors.items
+
+
+def _parse_date(raw: str, today: dt.date) -> dt.date | str:
+    """A real YYYY-MM-DD date not after ``today``, or the error message."""
+    if not DATE_RE.fullmatch(raw):
+        return "must be a date YYYY-MM-DD"
+    try:
+        day = dt.date.fromisoformat(raw)
+    except ValueError:
+        return f"'{raw}' is not a real calendar date"
+    if day > today:
+        return f"is in the future (today is {today} in the city)"
+    return day
+
+
+def _check_shape(ref: MetricRef, fields: dict[str, Any], row: int, add: Any) -> None:
+    """The right value fields for the metric's aggregation."""
+    if ref.ratio:
+        if "numerator" in fields and "denominator" in fields and "value" not in fields:
+            return
+        kind = f"metric '{ref.slug}' ({ref.aggregation})"
+        if "value" in fields:
+            add(row, "value", f"{kind} takes numerator and denominator, not value")
+        for name in ("numerator", "denominator"):
+            if name not in fields:
+                add(row, name, f"is required: {kind} takes numerator/denominator")
+        return
+    if "value" in fields and "numerator" not in fields and "denominator" not in fields:
+        return
+    kind = f"metric '{ref.slug}' ({ref.aggregation})"
+    if "value" not in fields:
+        add(row, "value", f"is required: {kind} takes a value")
+    for name in ("numerator", "denominator"):
+        if name in fields:
+            add(row, name, f"{kind} takes value, not numerator/denominator")
+
+
+# --- planning and writing ------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    current: list[Record] = field(default_factory=list)  # new current rows to upsert
+    superseded: list[Any] = field(default_factory=list)  # old rows to keep as revisions
+    touched: dict[int, set[dt.date]] = field(default_factory=lambda: defaultdict(set))
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.current)
+
+
+# Columns of a current row as ``plan`` reads it (tuples, by index: 50,000 rows stay cheap).
+OLD_COLUMNS = (
+    V.c.metric_id,
+    V.c.date,
+    V.c.value,
+    V.c.numerator,
+    V.c.denominator,
+    V.c.deleted,
+    V.c.batch_id,
+    V.c.updated_at,
+)
+_DATE, _VALUE, _NUMERATOR, _DENOMINATOR, _DELETED, _BATCH, _UPDATED = 1, 2, 3, 4, 5, 6, 7
+
+
+def lock_metrics(session: Session, metric_ids: Iterable[int]) -> None:
+    """On PostgreSQL, take a transaction-scoped advisory lock per metric, in id order.
+
+    Writers are already serialised by ``begin_write``; these locks make the read-compare-write
+    of one metric's values safe on their own too, without marking every row FOR UPDATE.
+    """
+    conn = session.connection()
+    ids = sorted(set(metric_ids))
+    if conn.dialect.name != "postgresql" or not ids:
+        return
+    conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(:space, m) FROM "
+            "(SELECT m FROM unnest(CAST(:ids AS integer[])) AS u(m) ORDER BY m) AS ordered"
+        ),
+        {"space": INGEST_LOCK_SPACE, "ids": ids},
+    )
+
+
+def plan(session: Session, records: Sequence[Record], *, lock: bool) -> Plan:
+    """Compare the batch with the current rows (read with one range query per metric)."""
+    by_metric: dict[int, list[Record]] = defaultdict(list)
+    for rec in records:
+        by_metric[rec.metric_id].append(rec)
+    if lock:
+        lock_metrics(session, by_metric)
+    out = Plan()
+    for metric_id in sorted(by_metric):
+        recs = by_metric[metric_id]
+        dates = {r.date for r in recs}
+        stmt = select(*OLD_COLUMNS).where(
+            V.c.metric_id == metric_id, V.c.date.between(min(dates), max(dates))
+        )
+        current = {r[_DATE]: r for r in session.execute(stmt) if r[_DATE] in dates}
+        touched = out.touched[metric_id]
+        for rec in recs:
+            old = current.get(rec.date)
+            if rec.deleted:
+                if old is None or old[_DELETED]:
+                    out.unchanged += 1
+                    continue
+                out.deleted += 1
+            elif old is None or old[_DELETED]:
+                out.created += 1
+            elif (
+                old[_VALUE] == rec.value
+                and old[_NUMERATOR] == rec.numerator
+                and old[_DENOMINATOR] == rec.denominator
+            ):
+                out.unchanged += 1
+                continue
+            else:
+                out.updated += 1
+            if old is not None:
+                out.superseded.append(old)
+            out.current.append(rec)
+            touched.add(rec.date)
+        if not touched:
+            del out.touched[metric_id]
+    return out
+
+
+def _batch_keys(session: Session, batch_ids: Iterable[int]) -> dict[int, int]:
+    ids = sorted(set(batch_ids))
+    out: dict[int, int] = {}
+    for i in range(0, len(ids), IN_CHUNK):
+        rows = session.execute(select(B.c.id, B.c.key_id).where(B.c.id.in_(ids[i : i + IN_CHUNK])))
+        out.update({r.id: r.key_id for r in rows})
+    return out
+
+
+def _write_revisions(session: Session, superseded: Sequence[Any]) -> None:
+    if not superseded:
+        return
+    keys = _batch_keys(session, (r[_BATCH] for r in superseded if r[_BATCH] is not None))
+    # (metric_id, date, value, numerator, denominator, deleted, batch_id) + key_id, recorded_at
+    rows = (
+        (*r[:_DELETED], bool(r[_DELETED]), r[_BATCH], keys.get(r[_BATCH]), r[_UPDATED])
+        for r in superseded
+    )
+    bulk_insert(session.connection(), R, REVISION_COLUMNS, rows)
+
+
+def _upsert_current(
+    session: Session, records: Sequence[Record], now: dt.datetime, batch_id: int
+) -> None:
+    if not records:
+        return
+    conn = session.connection()
+    rows = [
+        (r.metric_id, r.date, r.value, r.numerator, r.denominator, r.deleted, now, batch_id)
+        for r in records
+    ]
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_STAGE_DDL)
+        conn.exec_driver_sql(f"TRUNCATE {STAGE.name}")
+        bulk_insert(conn, STAGE, CURRENT_COLUMNS, rows)
+        conn.execute(text(_STAGE_UPSERT))
+        return
+    stmt = insert(conn.dialect.name, V)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[V.c.metric_id, V.c.date],
+        set_={c: stmt.excluded[c] for c in CURRENT_COLUMNS[2:]},
+    )
+    session.execute(stmt, [dict(zip(CURRENT_COLUMNS, row, strict=True)) for row in rows])
+
+
+def receipt(row: Any) -> dict[str, Any]:
+    return {
+        "batch": row.id,
+        "received": row.received,
+        "created": row.created,
+        "updated": row.updated,
+        "unchanged": row.unchanged,
+        "deleted": row.deleted,
+        "dry_run": False,
+    }
+
+
+def _replay(session: Session, key: ApiKey, idempotency_key: str, body_hash: str) -> Any:
+    """The batch stored under this Idempotency-Key, or None; 409 when the body differs."""
+    row = session.execute(
+        select(B).where(B.c.key_id == key.id, B.c.idempotency_key == idempotency_key)
+    ).first()
+    if row is not None and row.request_hash != body_hash:
+        raise Conflict(
+            "This Idempotency-Key was already used with a different body; use a new key."
+        )
+    return row
+
+
+@dataclass
+class Outcome:
+    receipt: dict[str, Any]
+    replayed: bool = False
+
+
+def ingest(
+    session: Session,
+    key: ApiKey,
+    raw: bytes,
+    content_type: str | None,
+    *,
+    today: dt.date,
+    max_rows: int,
+    dry_run: bool = False,
+    idempotency_key: str | None = None,
+) -> Outcome:
+    """Validate and apply one batch (all or nothing), committing before it returns."""
+    records, from_csv = parse(raw, content_type)
+    if len(records) > max_rows:
+        raise PayloadTooLarge(
+            f"The batch has {len(records)} records; at most {max_rows} are accepted per batch."
+        )
+    body_hash = hashlib.sha256(raw).hexdigest()
+    use_key = idempotency_key if not dry_run else None
+    if not dry_run:
+        begin_write(session)
+        if use_key is not None:
+            previous = _replay(session, key, use_key, body_hash)
+            if previous is not None:
+                return Outcome(receipt(previous), replayed=True)
+
+    slugs = (
+        r["metric"] for r in records if isinstance(r, dict) and isinstance(r.get("metric"), str)
+    )
+    metrics = load_metrics(session, slugs)
+    if not key.admin:
+        foreign = sorted(s for s, m in metrics.items() if m.department_id != key.department_id)
+        if foreign:
+            raise Forbidden(
+                "This key may only write its own department's metrics; the batch touches "
+                + ", ".join(f"'{s}'" for s in foreign[:10])
+                + (" and more" if len(foreign) > 10 else "")
+                + "."
+            )
+    good, errors = validate(records, from_csv, metrics, today)
+    if errors:
+        bad_rows = len({e["row"] for e in errors})
+        raise Unprocessable(
+            f"{bad_rows} record(s) are invalid; nothing was written.", errors=errors
+        )
+
+    result = plan(session, good, lock=not dry_run)
+    counts = {
+        "received": len(records),
+        "created": result.created,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "deleted": result.deleted,
+    }
+    if dry_run:
+        return Outcome({"batch": None, **counts, "dry_run": True})
+
+    now = utcnow()
+    batch_id = session.execute(
+        B.insert()
+        .values(
+            key_id=key.id,
+            department_id=key.department_id,
+            idempotency_key=use_key,
+            request_hash=body_hash,
+            created_at=now,
+            **counts,
+        )
+        .returning(B.c.id)
+    ).scalar_one()
+    _write_revisions(session, result.superseded)
+    _upsert_current(session, result.current, now, batch_id)
+    if result.changed:
+        scores_service.rescore_days(session, result.touched)
+        changes.bump(
+            session, ["values", "scores", *(f"metric:{m}" for m in sorted(result.touched))]
+        )
+    session.commit()
+    return Outcome({"batch": batch_id, **counts, "dry_run": False})
+
+
+def get_batch(session: Session, key: ApiKey, batch_id: int) -> dict[str, Any]:
+    """One batch's receipt, for its key's department or an admin (404 otherwise)."""
+    row = session.execute(
+        select(B, D.c.slug.label("department"))
+        .outerjoin(D, D.c.id == B.c.department_id)
+        .where(B.c.id == batch_id)
+    ).first()
+    mine = (
+        key.department_id is not None and row is not None and row.department_id == key.department_id
+    )
+    if row is None or not (key.admin or mine):
+        raise NotFound(f"No ingest batch {batch_id}.")
+    out = receipt(row)
+    del out["dry_run"]
+    return {**out, "department": row.department, "created_at": row.created_at}

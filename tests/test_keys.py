@@ -1,0 +1,147 @@
+"""API keys: the service on both stores, and the `cityscore keys` CLI end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+from sqlmodel import Session
+
+from api.errors import NotFound
+from api.keys import service as keys
+from db.models import ApiKey, Department, utcnow
+
+K = ApiKey.__table__  # type: ignore[attr-defined]
+ROOT = Path(__file__).resolve().parent.parent
+CLI = Path(sys.executable).parent / "cityscore"
+
+
+def add_department(session: Session, slug: str) -> None:
+    session.add(Department(slug=slug, name=slug.title(), updated_at=utcnow()))
+    session.flush()
+
+
+def test_keys_are_random_shown_once_and_stored_as_a_hash(session: Session) -> None:
+    add_department(session, "311")
+    key, token = keys.create(session, name="nightly job", department="311")
+    other, other_token = keys.create(session, name="analytics", admin=True)
+    assert token != other_token
+    secret = token.removeprefix(keys.PREFIX)
+    assert len(secret) * 6 >= 128  # URL-safe base64: 6 bits a character
+    row = session.execute(select(K).where(K.c.id == key.id)).one()
+    assert row.key_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in {str(v) for v in row}  # the plaintext is stored nowhere
+    assert row.prefix == token[:10] and len(row.prefix) < len(token)
+    assert (row.admin, row.revoked_at) == (False, None)
+    assert session.execute(select(K.c.admin).where(K.c.id == other.id)).scalar() is True
+
+
+def test_authenticate_and_revoke(session: Session) -> None:
+    add_department(session, "311")
+    key, token = keys.create(session, name="k", department="311")
+    found = keys.authenticate(session, token)
+    assert found is not None and found.id == key.id
+    assert keys.authenticate(session, token + "x") is None
+    assert keys.authenticate(session, "") is None
+    assert key.id is not None
+    revoked = keys.revoke(session, key.id)
+    assert isinstance(revoked.revoked_at, dt.datetime)
+    first = revoked.revoked_at
+    session.flush()
+    assert keys.authenticate(session, token) is None
+    assert keys.revoke(session, key.id).revoked_at == first  # revoking twice keeps the time
+    with pytest.raises(NotFound):
+        keys.revoke(session, 999_999)
+
+
+def test_unknown_department_is_refused(session: Session) -> None:
+    with pytest.raises(NotFound):
+        keys.create(session, name="k", department="nowhere")
+
+
+def test_list_keys_never_shows_secrets(session: Session) -> None:
+    add_department(session, "fire")
+    keys.create(session, name="a", department="fire")
+    _, token = keys.create(session, name="b", admin=True)
+    rows = keys.list_keys(session)
+    assert [set(r) for r in rows] == [
+        {"id", "name", "department", "admin", "created_at", "revoked_at"}
+    ] * 2
+    assert [(r["name"], r["department"], r["admin"]) for r in rows] == [
+        ("a", "fire", False),
+        ("b", None, True),
+    ]
+    assert token not in repr(rows)
+
+
+# --- the CLI, against a fresh SQLite file ---------------------------------------------------
+
+
+def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}"}
+    return subprocess.run(
+        [str(CLI), *args], cwd=db.parent, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_keys_cli_end_to_end(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    done = cli(db, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+
+    created = cli(db, "keys", "create", "--admin", "--name", "x")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith(keys.PREFIX) and " " not in token and len(token) > 40
+
+    missing = cli(db, "keys", "create", "--department", "nowhere", "--name", "y")
+    assert missing.returncode != 0
+    assert missing.stdout == ""
+    assert len(missing.stderr.strip().splitlines()) == 1 and "nowhere" in missing.stderr
+
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO departments (slug, name, updated_at) VALUES ('311', '311', ?)",
+            (dt.datetime(2026, 1, 1).isoformat(sep=" "),),
+        )
+    dept = cli(db, "keys", "create", "--department", "311", "--name", "nightly")
+    assert dept.returncode == 0, dept.stderr
+    dept_token = dept.stdout.strip().splitlines()[-1]
+    assert dept_token != token
+
+    listed = cli(db, "keys", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows: list[dict[str, Any]] = orjson.loads(listed.stdout)
+    assert [(r["id"], r["name"], r["department"], r["admin"]) for r in rows] == [
+        (1, "x", None, True),
+        (2, "nightly", "311", False),
+    ]
+    for r in rows:
+        assert set(r) == {"id", "name", "department", "admin", "created_at", "revoked_at"}
+        assert r["created_at"].endswith("Z") and r["revoked_at"] is None
+    assert token not in listed.stdout and dept_token not in listed.stdout
+
+    with sqlite3.connect(db) as conn:
+        stored = [h for (h,) in conn.execute("SELECT key_hash FROM api_keys ORDER BY id")]
+    assert stored == [hashlib.sha256(t.encode()).hexdigest() for t in (token, dept_token)]
+
+    revoked = cli(db, "keys", "revoke", "1")
+    assert revoked.returncode == 0, revoked.stderr
+    rows = orjson.loads(cli(db, "keys", "list", "--json").stdout)
+    assert rows[0]["revoked_at"] is not None and rows[1]["revoked_at"] is None
+    plain = cli(db, "keys", "list")
+    assert plain.returncode == 0 and "revoked" in plain.stdout.splitlines()[0]
+
+    unknown = cli(db, "keys", "revoke", "99")
+    assert unknown.returncode != 0 and len(unknown.stderr.strip().splitlines()) == 1
+    bad = cli(db, "keys", "revoke", "one")
+    assert bad.returncode != 0
