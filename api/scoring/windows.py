@@ -81,22 +81,27 @@ def as_of_dates_affected(days: Iterable[dt.date], baseline_years: int) -> set[dt
     """A superset of the as-of dates whose scores can change when values on ``days`` change.
 
     With ``baseline_years`` > 0 the value also feeds the baselines of the same windows up to
-    that many years later.
+    that many years later. Work is per distinct week and month, not per day: a batch of
+    50,000 days touches only a few hundred of each.
     """
-    out: set[dt.date] = set()
+    sources: set[dt.date] = set()
     for day in set(days):
-        out.update(as_of_dates_reading(day))
+        sources.add(day)
         for k in range(1, baseline_years + 1):
             year = day.year + k
-            candidates = []
             if day.month == 2 and day.day >= 28:
-                candidates.append(dt.date(year, 2, 28))
+                sources.add(dt.date(year, 2, 28))
                 if calendar.isleap(year):
-                    candidates.append(dt.date(year, 2, 29))
+                    sources.add(dt.date(year, 2, 29))
             else:
-                candidates.append(day.replace(year=year))
-            for c in candidates:
-                out.update(as_of_dates_reading(c))
+                sources.add(day.replace(year=year))
+    out = {d + ONE_DAY for d in sources}
+    for monday in {monday_of(d) for d in sources}:
+        out.update(monday + dt.timedelta(days=7 + i) for i in range(7))
+    for first_of_month in {d.replace(day=1) for d in sources}:
+        first = month_start(first_of_month, -1)
+        last = month_start(first_of_month, -4) - ONE_DAY
+        out.update(first + dt.timedelta(days=i) for i in range((last - first).days + 1))
     return out
 
 
