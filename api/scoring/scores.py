@@ -121,21 +121,28 @@ def window_score(spec: MetricSpec, current: Aggregate, reference: float | None) 
 
 
 def _baseline(spec: MetricSpec, series: Series, window: Window) -> float | None:
-    """Same window shifted back 1..baseline_years years, pooled over the years with data."""
+    """Same window shifted back 1..baseline_years years, pooled over the years with data.
+
+    For ``sum`` the pooled value is the mean daily value; ``_scaled`` turns it into an
+    expected total for the window being scored.
+    """
     spans = []
-    years_with_data = 0
     for k in range(1, spec.baseline_years + 1):
         shifted = shift_window(window, k)
         i, j = series.span(shifted.start, shifted.end)
         if j > i:
             spans.append((i, j))
-            years_with_data += 1
     if not spans:
         return None
-    pooled = series.aggregate(spec.aggregation, spans).value
-    if pooled is not None and spec.aggregation == "sum":
-        return pooled / years_with_data  # a typical year's total for this window
-    return pooled
+    aggregation = "mean" if spec.aggregation == "sum" else spec.aggregation
+    return series.aggregate(aggregation, spans).value
+
+
+def _scaled(spec: MetricSpec, reference: float | None, window: Window) -> float | None:
+    """A sum's baseline is a daily mean: expect that much on every day of the window."""
+    if spec.aggregation != "sum" or reference is None:
+        return reference
+    return reference * ((window.end - window.start).days + 1)
 
 
 def score_as_of(
@@ -181,8 +188,13 @@ def score_as_of(
             month_quarter = months[(as_of.year, as_of.month)] = (w["month"], w["quarter"])
         month, quarter = month_quarter
         if by_baseline:
-            week_ref = baseline(week)
-            refs = (week_ref, week_ref, baseline(month), baseline(quarter))
+            week_ref = baseline(week)  # the day window uses the week's baseline, as Boston does
+            refs = (
+                _scaled(spec, week_ref, day),
+                _scaled(spec, week_ref, week),
+                _scaled(spec, baseline(month), month),
+                _scaled(spec, baseline(quarter), quarter),
+            )
         else:
             target = spec.target_on(as_of)
             refs = (target, target, target, target)
