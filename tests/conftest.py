@@ -57,6 +57,7 @@ def _postgres_server_url(tmp: Path) -> tuple[str, Any]:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         return url, None
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp))  # pgserver's platformdirs asks for one
     import pgserver
 
     server = pgserver.get_server(tmp / "pg", cleanup_mode="stop")
@@ -146,3 +147,25 @@ def committing_engine(engine: Engine) -> Iterator[Engine]:
     with engine.begin() as conn:
         for table in TABLES:
             conn.execute(text(f"DELETE FROM {table}"))
+
+
+_outcomes: dict[str, dict[str, int]] = {b: {} for b in BACKENDS}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    for backend in BACKENDS:
+        if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid:
+            counts = _outcomes[backend]
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Show that both stores really ran (a PostgreSQL half that silently vanished is a bug)."""
+    where = "TEST_DATABASE_URL" if os.environ.get("TEST_DATABASE_URL") else "throwaway pgserver"
+    terminalreporter.section("stores")
+    for backend in BACKENDS:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(_outcomes[backend].items())) or "none"
+        extra = f" ({where})" if backend == "postgresql" else ""
+        terminalreporter.write_line(f"{backend}{extra}: {counts}")
