@@ -18,7 +18,7 @@ from api.errors import ServiceUnavailable, api_error_response, install_error_han
 from api.http.docs import WRITE_ERRORS, component_schemas
 from api.http.formats import CsvSuffixMiddleware, HeadMiddleware, NulGuardMiddleware
 from api.http.ratelimit import RateLimitMiddleware, make_counter
-from api.http.respond import json_response
+from api.http.respond import ResponseCache, json_response
 from api.ingest.router import router as ingest_router
 from api.metrics.router import router as metrics_router
 from api.scorecards.router import router as scorecards_router
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
+    app.state.responses = ResponseCache()
     install_error_handlers(app)
 
     def openapi() -> dict[str, Any]:

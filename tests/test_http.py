@@ -840,3 +840,17 @@ def test_csv_and_paging_through_a_real_engine(
         etag = c.get("/v1/values").headers["etag"]
         assert c.get("/v1/values", headers={"If-None-Match": etag}).status_code == 304
         assert parse_csv(c.get("/v1/departments.csv").content)[1][1] == 'Name, with "quotes"'
+
+
+def test_response_cache_never_serves_a_stale_body(client: TestClient, admin: dict) -> None:
+    """Rendered bodies are cached per ETag; a change moves the ETag, so the next GET is fresh."""
+    put_department(client, admin, "parks", name="Parks")
+    first = client.get("/v1/departments")
+    again = client.get("/v1/departments")
+    assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+    put_department(client, admin, "parks", name="Parks and Recreation")
+    changed = client.get("/v1/departments")
+    assert changed.json()["data"][0]["name"] == "Parks and Recreation"
+    assert changed.headers["etag"] != first.headers["etag"]
+    one = client.get("/v1/departments/parks")
+    assert one.json()["name"] == "Parks and Recreation"

@@ -43,6 +43,11 @@ def version(session: Session, *scopes: str) -> Version:
         select(TABLE.c.scope, TABLE.c.version, TABLE.c.changed_at).where(TABLE.c.scope.in_(scopes))
     ).all()
     found = {r.scope: r for r in rows}
-    token = ",".join(f"{s}:{found[s].version if s in found else 0}" for s in scopes)
+    # The change time is part of the token: a store rebuilt from scratch restarts its counters,
+    # and an old ETag (or a cached body) must not match the new data.
+    token = ",".join(
+        f"{s}:{found[s].version}:{found[s].changed_at.isoformat()}" if s in found else f"{s}:0"
+        for s in scopes
+    )
     last = max((r.changed_at for r in rows), default=EPOCH)  # never written: the epoch
     return Version(token, last)

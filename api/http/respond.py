@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,44 @@ from api.http.formats import CSV_MEDIA_TYPE, wants_csv
 from api.http.paging import decode_cursor, encode_cursor, parse_limit, query_fingerprint
 
 Row = Sequence[Any]
+
+
+class ResponseCache:
+    """Rendered JSON bodies keyed by ETag (plus the base URL that ``next`` links use).
+
+    An ETag changes exactly when the data behind a response changes, so a body stored under
+    it can never be stale; the cache only saves re-reading and re-rendering identical answers.
+    One per app (``app.state.responses``), bounded by entries and by body size.
+    """
+
+    def __init__(self, max_entries: int = 256, max_body: int = 2 * 1024 * 1024):
+        self.max_entries = max_entries
+        self.max_body = max_body
+        self._items: OrderedDict[str, tuple[bytes, dict[str, str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bytes, dict[str, str]] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: str, body: bytes, headers: dict[str, str]) -> None:
+        if len(body) > self.max_body:
+            return
+        with self._lock:
+            self._items[key] = (body, dict(headers))
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+
+def _cache(request: Request) -> ResponseCache | None:
+    cache: ResponseCache | None = getattr(request.app.state, "responses", None)
+    return cache
+
+
 JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -107,6 +147,11 @@ def collection(
             )
         return StreamingResponse(body, media_type=CSV_MEDIA_TYPE, headers=headers)
     assert limit is not None
+    cache = _cache(request)
+    cache_key = f"{etag}|{request.base_url}|{base_url}"
+    cached = cache.get(cache_key) if cache else None
+    if cached is not None:
+        return Response(cached[0], media_type="application/json", headers=cached[1])
     rows = list(listing.fetch(after, limit + 1))
     next_url = None
     if len(rows) > limit:
@@ -117,9 +162,10 @@ def collection(
         headers["Link"] = f'<{next_url}>; rel="next"'
     columns = listing.columns
     data = [dict(zip(columns, row, strict=True)) for row in rows]
-    return Response(
-        _json({"data": data, "next": next_url}), media_type="application/json", headers=headers
-    )
+    content = _json({"data": data, "next": next_url})
+    if cache:
+        cache.put(cache_key, content, headers)
+    return Response(content, media_type="application/json", headers=headers)
 
 
 def document(
@@ -140,6 +186,11 @@ def document(
     headers = cache_headers(etag, version)
     if not_modified(request, etag, version):
         return not_modified_response(headers)
+    cache = None if csv else _cache(request)
+    cache_key = f"{etag}|{request.base_url}"
+    cached = cache.get(cache_key) if cache else None
+    if cached is not None:
+        return Response(cached[0], media_type="application/json", headers=cached[1])
     body = build()
     if csv and csv_rows is not None:
         name, columns, rows, text_columns = csv_rows(body)
@@ -149,7 +200,10 @@ def document(
             media_type=CSV_MEDIA_TYPE,
             headers=headers,
         )
-    return Response(_json(body), media_type="application/json", headers=headers)
+    content = _json(body)
+    if cache:
+        cache.put(cache_key, content, headers)
+    return Response(content, media_type="application/json", headers=headers)
 
 
 def json_response(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 
 from api.changes import service as changes
+from api.departments import service as departments_service
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
@@ -51,5 +52,7 @@ def get_scorecard(
     version = changes.version(session, *SCOPES)
     if as_of is None:
         version = not_before(version, settings.today_began())
-    doc = service.scorecard(session, department, day)
-    return respond.document(request, version, lambda: doc, extra=day.isoformat())
+    departments_service.get(session, department)  # 404 before any 304
+    return respond.document(
+        request, version, lambda: service.scorecard(session, department, day), extra=day.isoformat()
+    )
