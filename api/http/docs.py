@@ -24,7 +24,7 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem_response_doc(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {
@@ -41,18 +41,18 @@ def component_schemas() -> dict[str, Any]:
 
 
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _problem("Malformed query: dates, limit, cursor, interval"),
-    404: _problem("No such resource"),
-    429: _problem("Rate limit exceeded (see Retry-After)"),
-    503: _problem("The data store is unavailable"),
+    400: problem_response_doc("Malformed query: dates, limit, cursor, interval"),
+    404: problem_response_doc("No such resource"),
+    429: problem_response_doc("Rate limit exceeded (see Retry-After)"),
+    503: problem_response_doc("The data store is unavailable"),
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing, invalid or revoked API key"),
-    403: _problem("The key may not do this"),
-    409: _problem("Conflicts with the current state"),
-    422: _problem("Invalid body; `errors` lists every problem"),
-    429: _problem("Rate limit exceeded (see Retry-After)"),
-    503: _problem("The data store is unavailable"),
+    401: problem_response_doc("Missing, invalid or revoked API key"),
+    403: problem_response_doc("The key may not do this"),
+    409: problem_response_doc("Conflicts with the current state"),
+    422: problem_response_doc("Invalid body; `errors` lists every problem"),
+    429: problem_response_doc("Rate limit exceeded (see Retry-After)"),
+    503: problem_response_doc("The data store is unavailable"),
 }
 CSV_CONTENT: dict[int | str, dict[str, Any]] = {
     200: {

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from api.deps import DepartmentKey, SessionDep, SettingsDep
 from api.errors import BadRequest, PayloadTooLarge
-from api.http.docs import READ_ERRORS, WRITE_ERRORS, Problem
+from api.http.docs import READ_ERRORS, WRITE_ERRORS, problem_response_doc
 from api.http.respond import json_response
 from api.ingest import service
 from api.ingest.schemas import REQUEST_BODY, BatchReceipt, IngestReceipt
@@ -16,18 +16,11 @@ from api.ingest.schemas import REQUEST_BODY, BatchReceipt, IngestReceipt
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": Problem.model_json_schema()}},
-    }
-
-
 INGEST_ERRORS: dict[int | str, dict[str, Any]] = {
     **WRITE_ERRORS,
-    400: _problem("Malformed query or header (dry_run, Idempotency-Key)"),
-    413: _problem("Body or record count above the limits"),
-    415: _problem("Content-Type other than application/json or text/csv"),
+    400: problem_response_doc("Malformed query or header (dry_run, Idempotency-Key)"),
+    413: problem_response_doc("Body or record count above the limits"),
+    415: problem_response_doc("Content-Type other than application/json or text/csv"),
 }
 
 
