@@ -49,3 +49,14 @@ def parse_instant(name: str, raw: str | None) -> dt.datetime | None:
 def check_range(start: dt.date | None, end: dt.date | None) -> None:
     if start is not None and end is not None and start > end:
         raise BadRequest(f"start ({start}) is after end ({end}).")
+
+
+def parse_bool(name: str, raw: str | None) -> bool | None:
+    """``true``/``1``/``yes`` or ``false``/``0``/``no`` (any case); None when absent."""
+    if raw is None:
+        return None
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"{name} must be true or false.")

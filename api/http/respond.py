@@ -17,6 +17,7 @@ from api.http.caching import Version, cache_headers, make_etag, not_modified, no
 from api.http.csv import csv_lines, lf_to_crlf, with_bom
 from api.http.formats import CSV_MEDIA_TYPE, wants_csv
 from api.http.paging import decode_cursor, encode_cursor, parse_limit, query_fingerprint
+from api.http.params import parse_bool
 
 Row = Sequence[Any]
 
@@ -84,14 +85,7 @@ class Listing:
 
 
 def _bom(request: Request) -> bool:
-    raw = request.query_params.get("bom")
-    if raw is None:
-        return False
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise BadRequest("bom must be true or false.")
+    return bool(parse_bool("bom", request.query_params.get("bom")))
 
 
 def _next_url(request: Request, cursor: str, base_url: str) -> str:

@@ -7,6 +7,7 @@ from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
+from api.http.params import parse_bool
 from api.metrics import service
 from api.metrics.schemas import MetricIn, MetricList, MetricOut
 from api.schemas import SLUG_PATTERN
@@ -24,7 +25,7 @@ def list_metrics(
     q: str | None = Query(None, description="Text in slug, name or description"),
 ) -> Response:
     """The metric catalogue, by slug. `target` is the target in force today."""
-    flag = service.parse_bool("in_cityscore", in_cityscore)
+    flag = parse_bool("in_cityscore", in_cityscore)
     today = settings.today()
     # The target shown is the one in force today.
     version = not_before(changes.version(session, *service.SCOPES), settings.today_began())

@@ -11,7 +11,7 @@ from sqlmodel import Session, col
 
 from api.changes import service as changes
 from api.cityscore import service as scores_service
-from api.errors import BadRequest, Conflict, NotFound, Unprocessable
+from api.errors import Conflict, NotFound, Unprocessable
 from api.http.respond import Listing
 from api.metrics.schemas import METRIC_COLUMNS, MetricIn
 from api.scoring.aggregates import RATIO_AGGREGATIONS
@@ -41,16 +41,6 @@ _BASE_COLUMNS = (
     M.c.source_url,
     M.c.updated_at,
 )
-
-
-def parse_bool(name: str, raw: str | None) -> bool | None:
-    if raw is None:
-        return None
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise BadRequest(f"{name} must be true or false.")
 
 
 def targets_for(session: Session, metric_ids: list[int]) -> dict[int, list[tuple[dt.date, float]]]:
