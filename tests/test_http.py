@@ -153,15 +153,15 @@ def test_values_csv_bytes_exactly(client: TestClient, session: Session, admin: d
     assert r.headers["content-disposition"] == 'attachment; filename="values.csv"'
     expected = (
         "metric,date,value,numerator,denominator,deleted,updated_at\r\n"
-        f"m1,2026-01-01,{number(741 / 788)},741,788,false,2026-01-02T03:04:05.678900Z\r\n"
-        f"m1,2026-01-02,{number(1 / 3)},1,3,false,2026-01-02T03:04:05.000000Z\r\n"
-        "m2,2026-01-01,-2.5,,,false,2026-01-02T03:04:05.678900Z\r\n"
-        "m2,2026-01-02,0.1,,,false,2026-01-02T03:04:05.678900Z\r\n"
-        "m2,2026-01-03,1e-05,,,false,2026-01-02T03:04:05.678900Z\r\n"
-        "m2,2026-01-04,12345678,,,false,2026-01-02T03:04:05.678900Z\r\n"
-        "m2,2026-01-05,1e+22,,,false,2026-01-02T03:04:05.678900Z\r\n"
-        "m2,2026-01-06,0,,,false,2026-01-02T03:04:05.678900Z\r\n"
-        "m2,2026-01-07,123.456,,,false,2026-01-02T03:04:05.678900Z\r\n"
+        f"m1,2026-01-01,{number(741 / 788)},741,788,false,2026-01-02T03:04:05.6789Z\r\n"
+        f"m1,2026-01-02,{number(1 / 3)},1,3,false,2026-01-02T03:04:05Z\r\n"
+        "m2,2026-01-01,-2.5,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,2026-01-02,0.1,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,2026-01-03,1e-05,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,2026-01-04,12345678,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,2026-01-05,1e+22,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,2026-01-06,0,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,2026-01-07,123.456,,,false,2026-01-02T03:04:05.6789Z\r\n"
     ).encode()
     assert r.content == expected
     assert client.get("/v1/values", headers={"Accept": "text/csv"}).content == expected

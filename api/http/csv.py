@@ -23,7 +23,12 @@ def format_number(x: float) -> str:
 
 
 def format_instant(ts: dt.datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 UTC with the fraction's trailing zeros dropped (PostgreSQL's own form, so that
+    a CSV row reads the same whichever store wrote it)."""
+    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
+    if ts.microsecond:
+        text += f".{ts.microsecond:06d}".rstrip("0")
+    return text + "Z"
 
 
 def neutralise(text: str) -> str:

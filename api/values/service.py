@@ -28,7 +28,6 @@ D = Department.__table__  # type: ignore[attr-defined]
 R = ValueRevision.__table__  # type: ignore[attr-defined]
 
 COPY_CHUNK = 256 * 1024
-ISO_INSTANT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 
 
 # --- bulk values ---------------------------------------------------------------------------
@@ -79,10 +78,11 @@ def _bulk_sql(
         add("(v.metric_id, v.date) > (?, ?)", after[0], after[1].isoformat() if stamp else after[1])
     if dialect == "sqlite" and csv:
         # Text around the three numbers is built by SQLite, so Python formats only the numbers.
+        # Instants drop the fraction's trailing zeros, as PostgreSQL's timestamp text does.
         columns = (
             "m.slug || ',' || v.date, v.value, v.numerator, v.denominator, "
             "CASE WHEN v.deleted THEN 'true,' ELSE 'false,' END "
-            "|| replace(v.updated_at, ' ', 'T') || 'Z'"
+            "|| replace(rtrim(rtrim(v.updated_at, '0'), '.'), ' ', 'T') || 'Z'"
         )
     elif dialect == "sqlite":  # the instant as orjson writes one (no ".000000")
         columns = (
@@ -90,10 +90,12 @@ def _bulk_sql(
             "replace(replace(v.updated_at, ' ', 'T'), '.000000', '') || 'Z'"
         )
     elif csv:
+        # Native text output (DateStyle ISO is set for the COPY): to_char() would cost a
+        # third of the export's time.
         columns = (
-            "m.slug, to_char(v.date, 'YYYY-MM-DD'), v.value, v.numerator, v.denominator, "
+            "m.slug, v.date, v.value, v.numerator, v.denominator, "
             "CASE WHEN v.deleted THEN 'true' ELSE 'false' END, "
-            f"to_char(v.updated_at, '{ISO_INSTANT}')"
+            "replace(v.updated_at::text, ' ', 'T') || 'Z'"
         )
     else:
         columns = "m.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, v.updated_at"
@@ -167,6 +169,8 @@ def bulk_listing(
         sql, params = _bulk_sql(dialect, f, after=None, limit=None, csv=True)
         if dialect == "postgresql":
             buffer = bytearray()
+            with raw().cursor() as cur:
+                cur.execute("SET LOCAL DateStyle = ISO")
             with (
                 raw().cursor() as cur,
                 cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy,
