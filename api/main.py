@@ -24,7 +24,7 @@ from api.metrics.router import router as metrics_router
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
 from api.values.router import router as values_router
-from db.session import make_engine, session_factory
+from db.session import is_sqlite, make_engine, session_factory
 
 VERSION = "1.0.0"
 
@@ -42,7 +42,10 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         docs_url="/docs",
         redoc_url=None,
     )
-    engine = bind if bind is not None else make_engine(settings.database_url)
+    engine = bind
+    if engine is None:
+        pool = {} if is_sqlite(settings.database_url) else {"pool_size": settings.db_pool_size}
+        engine = make_engine(settings.database_url, **pool)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)

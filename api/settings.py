@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     redis_url: str = ""
     ingest_max_bytes: int = 10 * 1024 * 1024
     ingest_max_rows: int = 100_000
+    # PostgreSQL connections kept per server process (match the threadpool's 40 threads).
+    db_pool_size: int = 40
 
     @property
     def tz(self) -> ZoneInfo:

@@ -75,9 +75,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # As many pooled connections as the threadpool has threads (anyio's default is 40): a
+    # smaller pool churns overflow connections, each a new PostgreSQL backend. No pre-ping
+    # (a round trip per checkout): a connection lost to a server restart fails one request
+    # with 503 and SQLAlchemy then replaces the whole pool.
+    kwargs.setdefault("pool_size", 40)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_recycle", 3600)
+    return create_engine(url, **kwargs)
 
 
 def session_factory(bind: Any) -> Any:
