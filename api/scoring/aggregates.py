@@ -56,6 +56,23 @@ class Series:
         self.denominators = [p.denominator for p in rows]
         self.ratios = [_ratio(p.numerator, p.denominator) for p in rows]
 
+    @classmethod
+    def from_columns(
+        cls,
+        ordinals: list[int],
+        values: list[float | None],
+        numerators: list[float | None],
+        denominators: list[float | None],
+    ) -> Series:
+        """A series from columns already sorted by day (``date.toordinal()`` numbers)."""
+        series = cls.__new__(cls)
+        series.ordinals = ordinals
+        series.values = values
+        series.numerators = numerators
+        series.denominators = denominators
+        series.ratios = [_ratio(n, d) for n, d in zip(numerators, denominators, strict=True)]
+        return series
+
     def __len__(self) -> int:
         return len(self.ordinals)
 

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from api.scoring.aggregates import Aggregate, Series
-from api.scoring.windows import ONE_DAY, Window, shift_window, windows_as_of
+from api.scoring.windows import ONE_DAY, Window, month_start, shift_window, windows_as_of
 
 SEVEN_DAYS = dt.timedelta(days=7)
 
@@ -211,11 +211,13 @@ def score_as_of(
 
 
 def has_current_data(series: Series, as_of: dt.date) -> bool:
-    """Whether any of the four windows as of ``as_of`` holds a value (the quarter spans them)."""
-    w = windows_as_of(as_of)
-    return series.has_data(w["quarter"].start, w["quarter"].end) or series.has_data(
-        w["week"].start, w["day"].end
-    )
+    """Whether the days the four windows as of ``as_of`` can cover hold any value.
+
+    Checks one span, from the quarter's first day to the day before ``as_of``: a superset of
+    the windows (a value between the quarter's end and the week makes a row of nulls, which
+    reads the same as no row).
+    """
+    return series.has_data(month_start(as_of, 3), as_of - ONE_DAY)
 
 
 def mean_score(scores: Sequence[float | None]) -> float | None:
