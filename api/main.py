@@ -35,7 +35,8 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     app = FastAPI(
         title="CityScore API",
         version=VERSION,
-        description=(api_doc or "")
+        description=f"{settings.city_name}: "
+        + (api_doc or "")
         + " JSON by default; CSV with a `.csv` suffix on any collection path or "
         "`Accept: text/csv`. Errors are RFC 9457 problem+json.",
         openapi_url="/v1/openapi.json",
