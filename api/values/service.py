@@ -129,11 +129,15 @@ def bulk_listing(
     updated_since: dt.datetime | None,
 ) -> Listing:
     """Every metric's daily values in (metric, date) order; tombstones only with updated_since."""
-    ids = {slug: id_ for id_, slug in session.execute(select(M.c.id, M.c.slug)).all()}
+
+    def id_of(slug: str) -> int | None:
+        found = session.execute(select(M.c.id).where(M.c.slug == slug)).scalar()
+        return None if found is None else int(found)
+
     connection = session.connection()
     dialect = connection.dialect.name
     f = BulkFilter(
-        None if metric is None else ids.get(metric, -1), department, start, end, updated_since
+        None if metric is None else (id_of(metric) or -1), department, start, end, updated_since
     )
 
     def raw() -> Any:
@@ -155,9 +159,10 @@ def bulk_listing(
 
     def parse_key(key: list[Any]) -> tuple[int, dt.date]:
         slug, day = key
-        if slug not in ids:
+        metric_id = id_of(str(slug))
+        if metric_id is None:
             raise ValueError("unknown metric in cursor")
-        return ids[slug], dt.date.fromisoformat(str(day))
+        return metric_id, dt.date.fromisoformat(str(day))
 
     def key_of(row: Sequence[Any]) -> list[Any]:
         day = row[1]
