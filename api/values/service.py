@@ -258,8 +258,6 @@ def metric_values_listing(
         if end is not None:
             stmt = stmt.where(V.c.date <= end)
         points = [Point(*r) for r in session.execute(stmt).all()]
-        if interval == "day":
-            return [(p.date, p.date, p.value, p.numerator, p.denominator, 1) for p in points]
         series = Series(points)
         periods: list[tuple[dt.date, dt.date]] = []
         for p in points:
@@ -275,6 +273,8 @@ def metric_values_listing(
         return rows
 
     def fetch(after: Any, limit: int | None) -> list[tuple[Any, ...]]:
+        if interval == "day":
+            return _daily_rows(session, metric_id, start, end, after, limit)
         if not cache:
             cache.append(load())
         rows = cache[0] if after is None else [r for r in cache[0] if r[0] > after]
@@ -284,10 +284,44 @@ def metric_values_listing(
         name=f"{slug}-values-{interval}",
         columns=PERIOD_COLUMNS,
         fetch=fetch,
-        key_of=lambda row: [row[0].isoformat()],
+        key_of=lambda row: [row[0] if isinstance(row[0], str) else row[0].isoformat()],
         key_width=1,
         parse_key=lambda key: dt.date.fromisoformat(str(key[0])),
     )
+
+
+def _daily_rows(
+    session: Session,
+    metric_id: int,
+    start: dt.date | None,
+    end: dt.date | None,
+    after: dt.date | None,
+    limit: int | None,
+) -> list[tuple[Any, ...]]:
+    """Day rows ``(start, end, value, numerator, denominator, 1)`` on the driver's own cursor,
+    keyset-paged in SQL (SQLite hands back ISO date text, which is what JSON and CSV print)."""
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    where = [f"metric_id = {mark}", "NOT deleted"]
+    params: list[Any] = [metric_id]
+    for clause, day in (("date >= ", start), ("date <= ", end), ("date > ", after)):
+        if day is not None:
+            where.append(clause + mark)
+            params.append(day.isoformat() if sqlite else day)
+    sql = (
+        "SELECT date, date, value, numerator, denominator, 1 FROM metric_values "
+        f"WHERE {' AND '.join(where)} ORDER BY date"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    raw: Any = connection.connection.driver_connection
+    cur = raw.cursor()
+    try:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+    finally:
+        cur.close()
 
 
 # --- revisions -----------------------------------------------------------------------------
