@@ -19,7 +19,6 @@ from sqlmodel import Session
 
 from api.scoring.aggregates import Point, Series
 from api.scoring.scores import (
-    EMPTY_SCORE,
     MetricSpec,
     ScoreRow,
     WindowScore,
@@ -353,6 +352,3 @@ def weekly_scores(
     )
     found = dict(session.execute(stmt).all())
     return {w: found.get(w + dt.timedelta(days=7)) for w in week_starts}
-
-
-EMPTY = EMPTY_SCORE

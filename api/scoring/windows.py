@@ -66,17 +66,6 @@ def shift_window(window: Window, years: int) -> Window:
     return Window(shift_years(window.start, years), shift_years(window.end, years, end=True))
 
 
-def as_of_dates_reading(day: dt.date) -> list[dt.date]:
-    """Every as-of date whose current day, week, month or quarter window contains ``day``."""
-    out = {day + ONE_DAY}
-    week_after = monday_of(day) + dt.timedelta(days=7)
-    out.update(week_after + dt.timedelta(days=i) for i in range(7))
-    first = month_start(day, -1)
-    last = month_start(day, -4) - ONE_DAY
-    out.update(first + dt.timedelta(days=i) for i in range((last - first).days + 1))
-    return sorted(out)
-
-
 def as_of_dates_affected(days: Iterable[dt.date], baseline_years: int) -> set[dt.date]:
     """A superset of the as-of dates whose scores can change when values on ``days`` change.
 
