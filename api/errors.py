@@ -14,6 +14,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -34,11 +35,13 @@ class APIError(Exception):
         *,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
         self.headers = headers or {}
+        self.extra = extra or {}
 
 
 class BadRequest(APIError):
@@ -77,8 +80,19 @@ class TooManyRequests(APIError):
     status, title, slug = 429, "Too Many Requests", "rate-limited"
 
 
+class RequestTimeout(APIError):
+    status, title, slug = 408, "Request Timeout", "request-timeout"
+
+
 class ServiceUnavailable(APIError):
+    """The store is down or busy: always with ``Retry-After`` so clients back off."""
+
     status, title, slug = 503, "Service Unavailable", "store-unavailable"
+    retry_after = 5
+
+    def __init__(self, detail: str, **kwargs: Any):
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("Retry-After", str(self.retry_after))
 
 
 def problem_response(
@@ -89,6 +103,7 @@ def problem_response(
     *,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
@@ -99,6 +114,8 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
+    if extra:
+        body.update(extra)
     return Response(
         orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )
@@ -106,7 +123,13 @@ def problem_response(
 
 def api_error_response(exc: APIError) -> Response:
     return problem_response(
-        exc.status, exc.title, exc.slug, exc.detail, errors=exc.errors, headers=exc.headers
+        exc.status,
+        exc.title,
+        exc.slug,
+        exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
     )
 
 
@@ -148,11 +171,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
-        titles = {404: "Not Found", 405: "Method Not Allowed"}
+        titles = {
+            404: "Not Found",
+            405: "Method Not Allowed",
+            408: "Request Timeout",
+            413: "Content Too Large",
+        }
         title = titles.get(exc.status_code, "Error")
         slug = title.lower().replace(" ", "-")
         return problem_response(
             exc.status_code, title, slug, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_request: Request, exc: PoolTimeout) -> Response:
+        log.warning("connection pool exhausted: %s", exc)
+        return api_error_response(
+            ServiceUnavailable("The service is busy: every store connection is in use.")
         )
 
     @app.exception_handler(OperationalError)

@@ -23,6 +23,7 @@ from db.session import session_factory
 V = MetricValue.__table__  # type: ignore[attr-defined]
 R = ValueRevision.__table__  # type: ignore[attr-defined]
 B = IngestBatch.__table__  # type: ignore[attr-defined]
+CSV_HEADER = "metric,date,value,numerator,denominator\r\n"
 M = Metric.__table__  # type: ignore[attr-defined]
 
 DAY = "2026-05-15"
@@ -188,13 +189,17 @@ def test_no_content_type_means_json(
     assert counts(receipt(r)) == (1, 0, 0, 1, 0)
 
 
-def test_empty_batch_is_a_batch_with_no_changes(
+def test_empty_batch_is_a_422_and_stores_nothing(
     client: TestClient, session: Session, dept: dict[str, str]
 ) -> None:
-    body = receipt(post(client, dept, []))
-    assert counts(body) == (0, 0, 0, 0, 0)
-    assert body["batch"] is not None
+    """DESIGN: an empty batch is a 422 (it used to create an empty receipt)."""
+    for body, ctype in (([], "application/json"), (CSV_HEADER, "text/csv")):
+        content = body if isinstance(body, str) else "[]"
+        r = client.post(URL, content=content, headers={**dept, "Content-Type": ctype})
+        assert r.status_code == 422, r.text
+        assert "no records" in r.json()["detail"]
     assert count(session, V) == 0
+    assert count(session, B) == 0
 
 
 def test_today_in_the_city_is_accepted_tomorrow_is_not(

@@ -11,6 +11,7 @@ from api.errors import BadRequest, PayloadTooLarge
 from api.http.docs import READ_ERRORS, WRITE_ERRORS, problem_response_doc
 from api.http.respond import json_response
 from api.ingest import service
+from api.ingest.parse import media_type
 from api.ingest.schemas import REQUEST_BODY, BatchReceipt, IngestReceipt
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
@@ -30,7 +31,7 @@ async def read_body(request: Request, settings: SettingsDep) -> bytes:
     The limit is checked against Content-Length first and again while streaming, so an
     oversized body is never held in memory whole.
     """
-    service.media_type(request.headers.get("content-type"))
+    media_type(request.headers.get("content-type"))
     limit = settings.ingest_max_bytes
     too_large = PayloadTooLarge(f"The body is larger than the {limit}-byte limit per batch.")
     declared = request.headers.get("content-length")

@@ -28,37 +28,23 @@ Decisions a client can rely on (also in the README):
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
-import json
-import math
-import re
-import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
-import orjson
 from sqlalchemy import Column, MetaData, Table, select, text
 from sqlalchemy.types import BigInteger, Boolean, Date, DateTime, Float, Integer
 from sqlmodel import Session
 
 from api.changes import service as changes
 from api.cityscore import service as scores_service
-from api.errors import (
-    Conflict,
-    Forbidden,
-    NotFound,
-    PayloadTooLarge,
-    Unprocessable,
-    UnsupportedMediaType,
-)
-from api.ingest.schemas import CSV_REQUIRED, RECORD_FIELDS
+from api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
+from api.ingest.parse import parse
+from api.ingest.validate import ErrorList, MetricRef, Record, validate
 from api.schemas import SLUG_RE
-from api.scoring.aggregates import RATIO_AGGREGATIONS
 from db.dialect import bulk_insert, insert
 from db.models import ApiKey, Department, IngestBatch, Metric, MetricValue, ValueRevision, utcnow
 from db.session import begin_write
@@ -69,17 +55,11 @@ V = MetricValue.__table__  # type: ignore[attr-defined]
 R = ValueRevision.__table__  # type: ignore[attr-defined]
 B = IngestBatch.__table__  # type: ignore[attr-defined]
 
-DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # used with fullmatch
-NUMBER_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
-TRUE_WORDS = frozenset({"true", "1", "yes"})
-FALSE_WORDS = frozenset({"false", "0", "no", ""})
-NUMBER_FIELDS = ("value", "numerator", "denominator")
 VALUE_COLUMNS = ("metric_id", "date", "value", "numerator", "denominator", "deleted")
 CURRENT_COLUMNS = (*VALUE_COLUMNS, "updated_at", "batch_id")
 REVISION_COLUMNS = (*VALUE_COLUMNS, "batch_id", "key_id", "recorded_at")
 MAX_IDEMPOTENCY_KEY = 200
 IN_CHUNK = 500
-MAX_INT = int(sys.float_info.max)
 INGEST_LOCK_SPACE = 0x494E4753  # "INGS": the first key of the per-metric advisory locks
 
 # The PostgreSQL staging table: a session-local temp table dropped at commit.
@@ -108,129 +88,7 @@ _STAGE_UPSERT = (
 )
 
 
-# --- parsing -------------------------------------------------------------------------------
-
-
-def media_type(content_type: str | None) -> str:
-    """``json`` or ``csv`` from a Content-Type header (absent means JSON); else 415."""
-    if not content_type or not content_type.strip():
-        return "json"
-    mime, *params = (part.strip() for part in content_type.split(";"))
-    mime = mime.lower()
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
-            "utf-8",
-            "utf8",
-            "us-ascii",
-        ):
-            raise UnsupportedMediaType("The body must be UTF-8.")
-    if mime == "application/json":
-        return "json"
-    if mime == "text/csv":
-        return "csv"
-    raise UnsupportedMediaType(
-        f"Content-Type '{mime}' is not accepted: send application/json or text/csv."
-    )
-
-
-def _malformed(message: str) -> Unprocessable:
-    return Unprocessable(message, errors=[{"row": None, "field": "body", "message": message}])
-
-
-def parse_json(raw: bytes) -> list[Any]:
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        # The standard parser reads NaN, Infinity and 1e999, which orjson refuses: let those
-        # through so that the row-level check names the offending record and field.
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            raise _malformed(f"The body is not valid JSON: {exc}.") from None
-    if not isinstance(data, list):
-        raise _malformed("The body must be a JSON array of records.")
-    return data
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """A CSV row that could not become a record (wrong number of cells)."""
-
-    message: str
-
-
-def parse_csv(raw: bytes) -> list[Any]:
-    """CSV rows as records (dicts of non-empty, stripped cells); a bad row becomes a BadRow."""
-    try:
-        body = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _malformed("The CSV body is not valid UTF-8.") from None
-    reader = csv.reader(io.StringIO(body, newline=""), strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise _malformed("The CSV body needs a header row.")
-        names = [h.strip() for h in header]
-        problems = []
-        for name in sorted(set(CSV_REQUIRED) - set(names)):
-            problems.append({"row": None, "field": name, "message": "missing column"})
-        for name in names:
-            if name not in RECORD_FIELDS:
-                problems.append({"row": None, "field": name, "message": "unknown column"})
-        for name in sorted({n for n in names if names.count(n) > 1}):
-            problems.append({"row": None, "field": name, "message": "repeated column"})
-        if problems:
-            raise Unprocessable(
-                "The CSV header must be metric,date,value,numerator,denominator "
-                "(any order; optional deleted).",
-                errors=problems,
-            )
-        records: list[Any] = []
-        for cells in reader:
-            if not cells or all(not c.strip() for c in cells):
-                continue  # blank line
-            if len(cells) != len(names):
-                records.append(BadRow(f"has {len(cells)} cells; the header has {len(names)}"))
-                continue
-            records.append({n: c.strip() for n, c in zip(names, cells, strict=True) if c.strip()})
-    except csv.Error as exc:
-        raise _malformed(f"The CSV body is malformed: {exc}.") from None
-    return records
-
-
-def parse(raw: bytes, content_type: str | None) -> tuple[list[Any], bool]:
-    """The body's records and whether they came from CSV (cells are then strings)."""
-    kind = media_type(content_type)
-    if kind == "csv":
-        return parse_csv(raw), True
-    return parse_json(raw), False
-
-
-# --- validation ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricRef:
-    id: int
-    slug: str
-    department_id: int
-    aggregation: str
-
-    @property
-    def ratio(self) -> bool:
-        return self.aggregation in RATIO_AGGREGATIONS
-
-
-class Record(NamedTuple):
-    metric_id: int
-    date: dt.date
-    value: float | None
-    numerator: float | None
-    denominator: float | None
-    deleted: bool
+# --- reading the batch's metrics ------------------------------------------------------
 
 
 def load_metrics(session: Session, slugs: Iterable[str]) -> dict[str, MetricRef]:
@@ -246,184 +104,6 @@ def load_metrics(session: Session, slugs: Iterable[str]) -> dict[str, MetricRef]
         for r in rows:
             out[r.slug] = MetricRef(r.id, r.slug, r.department_id, r.aggregation)
     return out
-
-
-def _number(raw: Any, from_csv: bool) -> tuple[float | None, str | None]:
-    """The value as a finite, non-negative float, or an error message."""
-    kind = type(raw)  # the common case first: a plain, valid JSON number
-    if (kind is float and 0 <= raw < math.inf) or (kind is int and 0 <= raw <= MAX_INT):
-        return float(raw) + 0.0, None
-    if from_csv:
-        if not isinstance(raw, str) or not NUMBER_RE.fullmatch(raw):
-            return None, "must be a number"
-        number = float(raw)
-    else:
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            return None, "must be a number"
-        try:
-            number = float(raw)
-        except OverflowError:
-            return None, "must be a finite number"
-    if not math.isfinite(number):
-        return None, "must be a finite number"
-    if number < 0:
-        return None, "must not be negative"
-    return number + 0.0, None  # -0.0 becomes 0.0
-
-
-def _deleted_flag(raw: Any, from_csv: bool) -> tuple[bool, str | None]:
-    if from_csv:
-        word = str(raw).lower()
-        if word in TRUE_WORDS:
-            return True, None
-        if word in FALSE_WORDS:
-            return False, None
-        return False, "must be true or false"
-    if isinstance(raw, bool):
-        return raw, None
-    return False, "must be true or false"
-
-
-@dataclass
-class _Errors:
-    items: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, row: int, field_name: str, message: str) -> None:
-        self.items.append({"row": row, "field": field_name, "message": message})
-
-
-def validate(
-    records: Sequence[Any], from_csv: bool, metrics: dict[str, MetricRef], today: dt.date
-) -> tuple[list[Record], list[dict[str, Any]]]:
-    """Check every record; return the good ones and every problem (row, field, message)."""
-    errors = _Errors()
-    add = errors.add
-    good: list[Record] = []
-    first_row: dict[tuple[int, dt.date], int] = {}
-    duplicates: dict[tuple[int, dt.date], list[int]] = {}
-    dates: dict[str, dt.date | str] = {}  # the same few dates recur across a batch's metrics
-    for row, rec in enumerate(records):
-        before = len(errors.items)
-        if isinstance(rec, BadRow):
-            add(row, "record", rec.message)
-            continue
-        if not isinstance(rec, dict):
-            add(row, "record", "must be an object {metric, date, ...}")
-            continue
-        for key in rec:
-            if key not in RECORD_FIELDS:
-                add(row, str(key), "unknown field")
-        fields = {k: v for k, v in rec.items() if v is not None}
-
-        ref: MetricRef | None = None
-        slug = fields.get("metric")
-        if slug is None:
-            add(row, "metric", "is required")
-        elif not isinstance(slug, str):
-            add(row, "metric", "must be a metric slug")
-        else:
-            ref = metrics.get(slug)
-            if ref is None:
-                add(row, "metric", f"unknown metric '{slug}'")
-
-        day: dt.date | None = None
-        raw_date = fields.get("date")
-        if raw_date is None:
-            add(row, "date", "is required")
-        elif not isinstance(raw_date, str):
-            add(row, "date", "must be a date YYYY-MM-DD")
-        else:
-            parsed = dates.get(raw_date)
-            if parsed is None:
-                parsed = dates[raw_date] = _parse_date(raw_date, today)
-            if isinstance(parsed, str):
-                add(row, "date", parsed)
-            else:
-                day = parsed
-
-        deleted = False
-        flag_ok = True
-        if "deleted" in fields:
-            deleted, problem = _deleted_flag(fields["deleted"], from_csv)
-            if problem:
-                add(row, "deleted", problem)
-                flag_ok = False
-
-        value = numerator = denominator = None
-        if "value" in fields:
-            value, problem = _number(fields["value"], from_csv)
-            if problem:
-                add(row, "value", problem)
-        if "numerator" in fields:
-            numerator, problem = _number(fields["numerator"], from_csv)
-            if problem:
-                add(row, "numerator", problem)
-        if "denominator" in fields:
-            denominator, problem = _number(fields["denominator"], from_csv)
-            if problem:
-                add(row, "denominator", problem)
-            elif denominator == 0:
-                add(row, "denominator", "must be greater than 0")
-
-        if deleted:
-            for name in NUMBER_FIELDS:
-                if name in fields:
-                    add(row, name, "a deletion carries no value fields")
-        elif ref is not None and flag_ok:
-            _check_shape(ref, fields, row, add)
-
-        if ref is None or day is None:
-            continue
-        key = (ref.id, day)
-        first = first_row.setdefault(key, row)
-        if first != row:
-            duplicates.setdefault(key, [first]).append(row)
-        if len(errors.items) == before:
-            if not deleted and ref.ratio and numerator is not None and denominator:
-                value = numerator / denominator
-            good.append(Record(ref.id, day, value, numerator, denominator, deleted))
-
-    for rows in duplicates.values():
-        listed = ", ".join(str(r) for r in rows)
-        for r in rows:
-            add(r, "date", f"duplicate (metric, date) in the batch: rows {listed}")
-    errors.items.sort(key=lambda e: e["row"])
-    return good, errors.items
-
-
-def _parse_date(raw: str, today: dt.date) -> dt.date | str:
-    """A real YYYY-MM-DD date not after ``today``, or the error message."""
-    if not DATE_RE.fullmatch(raw):
-        return "must be a date YYYY-MM-DD"
-    try:
-        day = dt.date.fromisoformat(raw)
-    except ValueError:
-        return f"'{raw}' is not a real calendar date"
-    if day > today:
-        return f"is in the future (today is {today} in the city)"
-    return day
-
-
-def _check_shape(ref: MetricRef, fields: dict[str, Any], row: int, add: Any) -> None:
-    """The right value fields for the metric's aggregation."""
-    if ref.ratio:
-        if "numerator" in fields and "denominator" in fields and "value" not in fields:
-            return
-        kind = f"metric '{ref.slug}' ({ref.aggregation})"
-        if "value" in fields:
-            add(row, "value", f"{kind} takes numerator and denominator, not value")
-        for name in ("numerator", "denominator"):
-            if name not in fields:
-                add(row, name, f"is required: {kind} takes numerator/denominator")
-        return
-    if "value" in fields and "numerator" not in fields and "denominator" not in fields:
-        return
-    kind = f"metric '{ref.slug}' ({ref.aggregation})"
-    if "value" not in fields:
-        add(row, "value", f"is required: {kind} takes a value")
-    for name in ("numerator", "denominator"):
-        if name in fields:
-            add(row, name, f"{kind} takes value, not numerator/denominator")
 
 
 # --- planning and writing ------------------------------------------------------------------
@@ -565,6 +245,16 @@ def _upsert_current(
     session.execute(stmt, [dict(zip(CURRENT_COLUMNS, row, strict=True)) for row in rows])
 
 
+def invalid_batch(errors: ErrorList) -> Unprocessable:
+    """The 422 for a batch with problems: the first ``MAX_ERRORS`` listed, the total counted."""
+    cut = " (the first are listed)" if errors.truncated else ""
+    return Unprocessable(
+        f"{errors.count} problem(s) in {errors.bad_rows} record(s){cut}; nothing was written.",
+        errors=errors.items,
+        extra={"error_count": errors.count, "errors_truncated": errors.truncated},
+    )
+
+
 def receipt(row: Any) -> dict[str, Any]:
     return {
         "batch": row.id,
@@ -607,7 +297,15 @@ def ingest(
     idempotency_key: str | None = None,
 ) -> Outcome:
     """Validate and apply one batch (all or nothing), committing before it returns."""
-    records, from_csv = parse(raw, content_type)
+    parsed = parse(raw, content_type)
+    records = parsed.records
+    if not records:
+        raise Unprocessable(
+            "The batch has no records; send at least one.",
+            errors=[
+                {"row": None, "line": None, "field": "body", "message": "empty", "value": None}
+            ],
+        )
     if len(records) > max_rows:
         raise PayloadTooLarge(
             f"The batch has {len(records)} records; at most {max_rows} are accepted per batch."
@@ -634,12 +332,9 @@ def ingest(
                 + (" and more" if len(foreign) > 10 else "")
                 + "."
             )
-    good, errors = validate(records, from_csv, metrics, today)
-    if errors:
-        bad_rows = len({e["row"] for e in errors})
-        raise Unprocessable(
-            f"{bad_rows} record(s) are invalid; nothing was written.", errors=errors
-        )
+    good, errors = validate(parsed, metrics, today)
+    if errors.count:
+        raise invalid_batch(errors)
 
     result = plan(session, good, lock=not dry_run)
     counts = {
