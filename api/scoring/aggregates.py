@@ -40,7 +40,26 @@ EMPTY = Aggregate(None, 0, None, None)
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or not denominator:
         return None
-    return numerator / denominator
+    return finite(numerator / denominator)
+
+
+def finite(x: float | None) -> float | None:
+    """``x``, or None when it is not a finite number (an overflowed sum or ratio)."""
+    return x if x is not None and math.isfinite(x) else None
+
+
+def total(xs: Iterable[float]) -> float | None:
+    """The correctly rounded sum, or None when it overflows (values stored before the ingest
+    bounds existed can reach 1e308; a read must not fail on them)."""
+    try:
+        return finite(math.fsum(xs))
+    except OverflowError:
+        return None
+
+
+def _mean(xs: list[float]) -> float | None:
+    s = total(xs)
+    return None if s is None else s / len(xs)
 
 
 class Series:
@@ -94,22 +113,22 @@ class Series:
         if days == 0:
             return EMPTY
         if aggregation in RATIO_AGGREGATIONS:
-            num = math.fsum(x for i, j in ranges for x in self.numerators[i:j] if x is not None)
-            den = math.fsum(x for i, j in ranges for x in self.denominators[i:j] if x is not None)
+            num = total(x for i, j in ranges for x in self.numerators[i:j] if x is not None)
+            den = total(x for i, j in ranges for x in self.denominators[i:j] if x is not None)
             if aggregation == "pooled_ratio":
-                return Aggregate(num / den if den else None, days, num, den)
+                pooled = finite(num / den) if num is not None and den else None
+                return Aggregate(pooled, days, num, den)
             ratios = [x for i, j in ranges for x in self.ratios[i:j] if x is not None]
-            mean = math.fsum(ratios) / len(ratios) if ratios else None
-            return Aggregate(mean, days, num, den)
+            return Aggregate(_mean(ratios) if ratios else None, days, num, den)
         values = [x for i, j in ranges for x in self.values[i:j] if x is not None]
         if not values:
             return Aggregate(None, days, None, None)
         if aggregation == "mean":
-            return Aggregate(math.fsum(values) / len(values), days, None, None)
+            return Aggregate(_mean(values), days, None, None)
         if aggregation == "sum":
-            return Aggregate(math.fsum(values), days, None, None)
+            return Aggregate(total(values), days, None, None)
         if aggregation == "median":
-            return Aggregate(float(statistics.median(values)), days, None, None)
+            return Aggregate(finite(float(statistics.median(values))), days, None, None)
         raise ValueError(f"unknown aggregation {aggregation!r}")
 
     def window(self, aggregation: str, start: dt.date, end: dt.date) -> Aggregate:
@@ -124,7 +143,7 @@ class Series:
             return EMPTY
         if aggregation == "pooled_ratio":
             num, den = self.numerators[i], self.denominators[i]
-            return Aggregate(num / den if num is not None and den else None, 1, num, den)
+            return Aggregate(_ratio(num, den), 1, num, den)
         if aggregation == "mean_of_ratios":
             return Aggregate(self.ratios[i], 1, self.numerators[i], self.denominators[i])
-        return Aggregate(self.values[i], 1, None, None)
+        return Aggregate(finite(self.values[i]), 1, None, None)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
-from api.scoring.aggregates import Aggregate, Series
+from api.scoring.aggregates import Aggregate, Series, total
 from api.scoring.windows import ONE_DAY, Window, month_start, shift_window, windows_as_of
 
 SEVEN_DAYS = dt.timedelta(days=7)
@@ -223,4 +223,7 @@ def has_current_data(series: Series, as_of: dt.date) -> bool:
 def mean_score(scores: Sequence[float | None]) -> float | None:
     """CityScore's plain mean of the non-null scores (correctly rounded sum)."""
     present = [s for s in scores if s is not None]
-    return math.fsum(present) / len(present) if present else None
+    if not present:
+        return None
+    s = total(present)
+    return None if s is None else s / len(present)
