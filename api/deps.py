@@ -7,24 +7,36 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthorized
 from api.keys import service as keys_service
 from api.settings import Settings
 from db.models import ApiKey
 
+DETACHED = "cityscore_detached"  # session.info flag: a streamed download owns the session
+
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One session per request. Writers commit explicitly before they answer (an acknowledged
     write is durable); whatever is left uncommitted is rolled back here.
 
-    ``async`` only to skip a threadpool hop: creating a Session does no I/O (the connection is
-    checked out by the handler, in the threadpool), and closing one is a quick rollback."""
+    Function-scoped: the session is closed as soon as the handler returns, before the answer
+    is sent, so a slow client never holds a store connection. A streamed download takes the
+    session over (``api.http.respond.detach_session``) and closes it when its export ends.
+    ``async`` to skip a threadpool hop when there is nothing to close; closing a session
+    that holds a connection is a round trip, so it runs in the threadpool, never on the loop.
+    """
     session: Session = request.app.state.session_factory()
+    request.state.db_session = session
     try:
         yield session
     finally:
-        session.close()
+        if not session.info.get(DETACHED):
+            if session.in_transaction():
+                await run_in_threadpool(session.close)
+            else:
+                session.close()
 
 
 async def get_settings(request: Request) -> Settings:
@@ -32,11 +44,14 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_api_key(request: Request, session: SessionDep) -> ApiKey:
+    checked: ApiKey | None = request.scope.get("state", {}).get("api_key")
+    if checked is not None:  # writes are authenticated before their body is read
+        return checked
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

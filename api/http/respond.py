@@ -12,12 +12,14 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from api.deps import DETACHED
 from api.errors import BadRequest, NotFound
 from api.http.caching import Version, cache_headers, make_etag, not_modified, not_modified_response
 from api.http.csv import csv_lines, lf_to_crlf, with_bom
 from api.http.formats import CSV_MEDIA_TYPE, wants_csv
 from api.http.paging import decode_cursor, encode_cursor, parse_limit, query_fingerprint
 from api.http.params import parse_bool
+from api.http.streaming import spooled
 
 Row = Sequence[Any]
 
@@ -84,6 +86,21 @@ class Listing:
     csv_fetch: Callable[[Any, int | None], Iterable[Row]] | None = None  # CSV-shaped rows
 
 
+def detach_session(request: Request) -> Callable[[], None]:
+    """Hand the request's session to a streamed download; returns how to close it."""
+    session = getattr(request.state, "db_session", None)
+    if session is None:
+        return lambda: None
+    session.info[DETACHED] = True
+    return session.close
+
+
+def csv_stream(request: Request, chunks: Iterator[bytes], headers: dict[str, str]) -> Response:
+    """A CSV download spooled off the store (see ``api.http.streaming``)."""
+    body = spooled(with_bom(chunks, _bom(request)), detach_session(request))
+    return StreamingResponse(body, media_type=CSV_MEDIA_TYPE, headers=headers)
+
+
 def _bom(request: Request) -> bool:
     return bool(parse_bool("bom", request.query_params.get("bom")))
 
@@ -109,7 +126,7 @@ def collection(
 ) -> Response:
     """Answer a collection GET: 304, a streamed CSV, or one JSON page with a ``next`` link."""
     csv = wants_csv(request)
-    bom = _bom(request)
+    _bom(request)  # a bad ?bom= is a 400 before anything streams
     fingerprint = query_fingerprint(request)
     after = None
     limit = None
@@ -129,17 +146,9 @@ def collection(
     if csv:
         headers["Content-Disposition"] = f'attachment; filename="{listing.name}.csv"'
         if listing.copy_csv is not None:
-            body = with_bom(lf_to_crlf(listing.copy_csv()), bom)
-        else:
-            body = with_bom(
-                csv_lines(
-                    listing.columns,
-                    (listing.csv_fetch or listing.fetch)(None, None),
-                    listing.text_columns,
-                ),
-                bom,
-            )
-        return StreamingResponse(body, media_type=CSV_MEDIA_TYPE, headers=headers)
+            return csv_stream(request, lf_to_crlf(listing.copy_csv()), headers)
+        rows = (listing.csv_fetch or listing.fetch)(None, None)
+        return csv_stream(request, csv_lines(listing.columns, rows, listing.text_columns), headers)
     assert limit is not None
     cache = _cache(request)
     cache_key = f"{etag}|{request.base_url}|{base_url}"
@@ -175,7 +184,7 @@ def document(
     if csv_rows is None and request.scope.get("state", {}).get("csv_suffix"):
         raise NotFound("This resource has no CSV form; drop the .csv suffix.")
     csv = wants_csv(request) and csv_rows is not None
-    bom = _bom(request)
+    _bom(request)  # a bad ?bom= is a 400 before anything streams
     etag = make_etag(request, version, "csv" if csv else "json", extra)
     headers = cache_headers(etag, version)
     if not_modified(request, etag, version):
@@ -189,11 +198,7 @@ def document(
     if csv and csv_rows is not None:
         name, columns, rows, text_columns = csv_rows(body)
         headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-        return StreamingResponse(
-            with_bom(csv_lines(columns, rows, text_columns), bom),
-            media_type=CSV_MEDIA_TYPE,
-            headers=headers,
-        )
+        return csv_stream(request, csv_lines(columns, rows, text_columns), headers)
     content = _json(body)
     if cache:
         cache.put(cache_key, content, headers)
