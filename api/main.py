@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,9 +18,11 @@ from api.departments.router import router as departments_router
 from api.errors import ServiceUnavailable, api_error_response, install_error_handlers
 from api.http.docs import WRITE_ERRORS, component_schemas
 from api.http.formats import CsvSuffixMiddleware, HeadMiddleware, NulGuardMiddleware
-from api.http.ratelimit import RateLimitMiddleware, make_counter
+from api.http.guards import WriteGuard
+from api.http.ratelimit import WINDOW_SECONDS, MemoryCounter, RateLimitMiddleware, make_counter
 from api.http.respond import ResponseCache, json_response
 from api.ingest.router import router as ingest_router
+from api.keys import service as keys_service
 from api.metrics.router import router as metrics_router
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
@@ -45,8 +48,14 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     )
     engine = bind
     if engine is None:
-        pool = {} if is_sqlite(settings.database_url) else {"pool_size": settings.db_pool_size}
-        engine = make_engine(settings.database_url, **pool)
+        pool = {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
+            "pool_timeout": settings.db_pool_timeout,
+        }
+        engine = make_engine(
+            settings.database_url, **({} if is_sqlite(settings.database_url) else pool)
+        )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
@@ -86,6 +95,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             return api_error_response(ServiceUnavailable("The data store is unreachable."))
         return json_response({"status": "ready"})
 
+    add_guards(app, settings)
     app.add_middleware(CsvSuffixMiddleware)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(NulGuardMiddleware)
@@ -111,6 +121,33 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         ],
     )
     return app
+
+
+def add_guards(app: FastAPI, settings: Settings) -> None:
+    """Writes authenticated before their bodies, bodies and slow sockets bounded."""
+    failures = MemoryCounter()
+
+    def authenticate(token: str) -> Any:
+        with app.state.session_factory() as session:
+            return keys_service.authenticate(session, token)
+
+    def body_limit(path: str) -> int:
+        if path.startswith("/v1/ingest"):
+            return settings.ingest_max_bytes
+        return settings.admin_max_bytes
+
+    def failed_auth(client: str) -> bool:
+        window = int(time.time() // WINDOW_SECONDS)
+        return failures.hit_now(client, window) > settings.failed_auth_per_minute
+
+    app.add_middleware(
+        WriteGuard,
+        authenticate=authenticate,
+        body_limit=body_limit,
+        body_timeout=settings.body_timeout_s,
+        send_timeout=settings.send_timeout_s,
+        failed_auth=failed_auth,
+    )
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

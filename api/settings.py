@@ -25,6 +25,17 @@ class Settings(BaseSettings):
     ingest_max_rows: int = 100_000
     # PostgreSQL connections kept per server process (match the threadpool's 40 threads).
     db_pool_size: int = 40
+    db_max_overflow: int = 10
+    # How long a request waits for a free store connection before it is a 503.
+    db_pool_timeout: float = 5.0
+    # Admin writes (PUT/DELETE of departments, metrics, analyses) carry small bodies.
+    admin_max_bytes: int = 1024 * 1024
+    # A write body must arrive within this many seconds (408 otherwise).
+    body_timeout_s: float = 30.0
+    # A client must take each response chunk within this many seconds or is dropped.
+    send_timeout_s: float = 60.0
+    # Requests with invalid API keys allowed per client address per minute (then 429).
+    failed_auth_per_minute: int = 30
 
     @property
     def tz(self) -> ZoneInfo:

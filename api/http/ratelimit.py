@@ -7,58 +7,90 @@ when ``REDIS_URL`` is set so that every worker and replica shares them.
 from __future__ import annotations
 
 import hashlib
-import threading
+import logging
 import time
 from typing import Any, Protocol
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import APIError, TooManyRequests, api_error_response
+from api.http.guards import WRITE_METHODS, bearer_token
+
+log = logging.getLogger("cityscore.ratelimit")
+
 WINDOW_SECONDS = 60
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class Counter(Protocol):
-    def hit(self, bucket: str, window: int) -> int: ...
+    async def hit(self, bucket: str, window: int) -> int: ...
 
 
 class MemoryCounter:
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, int], int] = {}
-        self._lock = threading.Lock()
+    """Counts for the current window only: a new window starts an empty table in O(1), and
+    the table is capped (past ``max_buckets`` new clients share one overflow bucket)."""
 
-    def hit(self, bucket: str, window: int) -> int:
-        with self._lock:
-            if len(self._counts) > 100_000:  # drop finished windows
-                self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
-            count = self._counts.get((bucket, window), 0) + 1
-            self._counts[(bucket, window)] = count
-            return count
+    def __init__(self, max_buckets: int = 200_000) -> None:
+        self.max_buckets = max_buckets
+        self._window = -1
+        self._counts: dict[str, int] = {}
+
+    def hit_now(self, bucket: str, window: int) -> int:
+        if window != self._window:
+            self._window, self._counts = window, {}
+        counts = self._counts
+        if bucket not in counts and len(counts) >= self.max_buckets:
+            bucket = "overflow"
+        count = counts.get(bucket, 0) + 1
+        counts[bucket] = count
+        return count
+
+    async def hit(self, bucket: str, window: int) -> int:
+        return self.hit_now(bucket, window)  # no await inside: atomic on the event loop
 
 
 class RedisCounter:
+    """Counters shared by every worker and host; on a Redis error the process falls back to
+    its own counts (logged), so limits weaken but never vanish silently."""
+
     def __init__(self, url: str) -> None:
-        import redis
+        import redis.asyncio
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=1.0)
+        self._redis = redis.asyncio.Redis.from_url(url, socket_timeout=0.5)
+        self._fallback = MemoryCounter()
+        self._failing = False
 
-    def hit(self, bucket: str, window: int) -> int:
+    async def hit(self, bucket: str, window: int) -> int:
         key = f"cityscore:rl:{bucket}:{window}"
-        pipe = self._redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, WINDOW_SECONDS * 2)
-        count, _ = pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, WINDOW_SECONDS * 2)
+                count, _ = await pipe.execute()
+        except Exception as exc:
+            if not self._failing:
+                log.warning("rate limiter: Redis unavailable (%s); counting per process", exc)
+            self._failing = True
+            return self._fallback.hit_now(bucket, window)
+        if self._failing:
+            log.warning("rate limiter: Redis is back")
+            self._failing = False
         return int(count)
 
 
-def _client_bucket(scope: Scope, headers: dict[bytes, bytes]) -> tuple[str, bool]:
+def _client_bucket(scope: Scope) -> tuple[str, bool]:
+    """Writes count per API key (its token, however the header is spelled), reads and
+    unauthenticated writes per client address."""
     method = scope.get("method", "GET")
-    if method in WRITE_METHODS:
-        auth = headers.get(b"authorization", b"")
-        if auth:
-            return "w:" + hashlib.sha256(auth).hexdigest()[:24], True
+    write = method in WRITE_METHODS
+    if write:
+        try:
+            token = bearer_token(scope.get("headers", []))
+        except APIError:
+            token = ""
+        if token:
+            return "w:" + hashlib.sha256(token.encode()).hexdigest()[:24], True
     client = scope.get("client") or ("unknown", 0)
-    return f"{'w' if method in WRITE_METHODS else 'r'}:{client[0]}", method in WRITE_METHODS
+    return f"{'w' if write else 'r'}:{client[0]}", write
 
 
 class RateLimitMiddleware:
@@ -81,47 +113,23 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", []))
-        bucket, write = _client_bucket(scope, headers)
+        bucket, write = _client_bucket(scope)
         quota = self.writes if write else self.reads
         policy = "writes" if write else "reads"
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         reset = WINDOW_SECONDS - int(now % WINDOW_SECONDS)
-        try:
-            count = self.counter.hit(bucket, window)
-        except Exception:  # a limiter outage must not take the API down with it
-            count = 0
+        count = await self.counter.hit(bucket, window)
         remaining = max(0, quota - count)
         extra: list[tuple[bytes, bytes]] = [
             (b"ratelimit-policy", f'"{policy}";q={quota};w={WINDOW_SECONDS}'.encode()),
             (b"ratelimit", f'"{policy}";r={remaining};t={reset}'.encode()),
         ]
         if count > quota:
-            body = orjson.dumps(
-                {
-                    "type": "https://cityscore.dev/problems/rate-limited",
-                    "title": "Too Many Requests",
-                    "status": 429,
-                    "detail": f"Rate limit of {quota} {policy} per minute exceeded; "
-                    f"retry in {reset} s.",
-                    "message": f"Rate limit of {quota} {policy} per minute exceeded; "
-                    f"retry in {reset} s.",
-                }
-            )
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", b"application/problem+json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", str(reset).encode()),
-                        *extra,
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            detail = f"Rate limit of {quota} {policy} per minute exceeded; retry in {reset} s."
+            headers = {k.decode(): v.decode() for k, v in extra}
+            error = TooManyRequests(detail, headers={"Retry-After": str(reset), **headers})
+            await api_error_response(error)(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:
