@@ -20,7 +20,7 @@ def insert(dialect_name: str, table: Table) -> Any:
 def _sqlite_cell(value: Any) -> Any:
     # The text forms SQLAlchemy's SQLite Date and DateTime types read back.
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value.isoformat(" ", "microseconds")  # zero-padded, unlike strftime's %Y
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

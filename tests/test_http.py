@@ -23,6 +23,7 @@ from tests._data import (
     collect_pages,
     csv_instant,
     days,
+    department_headers,
     insert_values,
     instant,
     parse_csv,
@@ -854,3 +855,62 @@ def test_response_cache_never_serves_a_stale_body(client: TestClient, admin: dic
     assert changed.headers["etag"] != first.headers["etag"]
     one = client.get("/v1/departments/parks")
     assert one.json()["name"] == "Parks and Recreation"
+
+
+def test_unknown_parameters_neither_change_the_etag_nor_fill_the_cache(
+    client: TestClient,
+) -> None:
+    """Issue 9 items 10 and 14: ``&x=N`` bypassed the response cache (each request paid the
+    full computation) and 260 such requests grew the process by 345 MB."""
+    base = client.get("/v1/cityscore/history")
+    assert base.status_code == 200
+    cache = client.app.state.responses  # type: ignore[attr-defined]
+    before = len(cache._items)
+    for n in range(30):
+        r = client.get(f"/v1/cityscore/history?x={n}&junk{n}=1")
+        assert r.status_code == 200 and r.headers["etag"] == base.headers["etag"]
+    assert len(cache._items) == before
+    other = client.get("/v1/cityscore/history?start=2026-01-01&end=2026-01-31")
+    assert other.headers["etag"] != base.headers["etag"]
+
+
+def test_the_response_cache_is_bounded_in_bytes() -> None:
+    from api.http.respond import ResponseCache
+
+    cache = ResponseCache(max_entries=1000, max_body=1 << 20, max_bytes=3 << 20)
+    for n in range(20):
+        cache.put(str(n), b"x" * (1 << 20), {})
+    assert cache.size <= 3 << 20 and len(cache._items) == 3
+    assert cache.get("19") is not None and cache.get("0") is None
+
+
+@pytest.mark.parametrize("cell", [" =cmd", "\n=1+1", "\t+1", "  @SUM(A1)", "\r\n-2"])
+def test_formulas_after_leading_whitespace_are_neutralised(cell: str) -> None:
+    """Issue 9 item 15."""
+    from api.http.csv import neutralise
+
+    assert neutralise(cell) == "'" + cell
+    assert neutralise("plain = text") == "plain = text"
+
+
+def test_search_text_is_bounded(client: TestClient) -> None:
+    """Issue 9 item 12: on SQLite a 60,000-character q was a 503 (LIKE pattern too complex)."""
+    for path in ("/v1/metrics", "/v1/analyses"):
+        r = client.get(path, params={"q": "a" * 60_000})
+        assert r.status_code == 400 and "at most 500" in r.json()["detail"]
+        assert client.get(path, params={"q": "a" * 500}).status_code == 200
+
+
+def test_updated_since_before_year_1000(client: TestClient, session: Session, admin: dict) -> None:
+    """Issue 9 item 12: on SQLite years before 1000 were not zero-padded and matched nothing."""
+    put_department(client, admin, "311")
+    put_metric(client, admin, "calls", "311")
+    dept = department_headers(session, "311")
+    r = client.post(
+        "/v1/ingest/values",
+        json=[{"metric": "calls", "date": "2026-05-15", "numerator": 1, "denominator": 2}],
+        headers=dept,
+    )
+    assert r.status_code == 200, r.text
+    r = client.get("/v1/values", params={"updated_since": "0999-01-01T00:00:00Z"})
+    assert r.status_code == 200 and len(r.json()["data"]) == 1

@@ -8,6 +8,7 @@ from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
+from api.http.params import parse_search
 from api.schemas import SLUG_PATTERN
 
 router = APIRouter(prefix="/v1/analyses", tags=["analyses"], responses=READ_ERRORS)
@@ -24,7 +25,7 @@ def list_analyses(
 ) -> Response:
     """Published analyses, newest first."""
     version = changes.version(session, *service.SCOPES)
-    listing = service.listing(session, department=department, tag=tag, q=q)
+    listing = service.listing(session, department=department, tag=tag, q=parse_search(q))
     return respond.collection(request, listing, version, base_url=settings.public_base_url)
 
 

@@ -27,8 +27,35 @@ def not_before(version: Version, moment: dt.datetime) -> Version:
     return Version(version.token, moment if last is None else max(last, moment))
 
 
+# Read straight from the query string by the shared layer rather than declared per route.
+SHARED_PARAMS = frozenset({"limit", "cursor", "bom"})
+
+
+def known_params(request: Request) -> frozenset[str] | None:
+    """The query parameters the matched route reads (None: no route, keep them all)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    known: frozenset[str] | None = getattr(route, "_cityscore_params", None)
+    if known is None:
+        names: set[str] = set(SHARED_PARAMS)
+        pending = [dependant]
+        while pending:
+            current = pending.pop()
+            names.update(p.alias for p in current.query_params)
+            pending.extend(current.dependencies)
+        known = frozenset(names)
+        route._cityscore_params = known  # type: ignore[union-attr]
+    return known
+
+
 def make_etag(request: Request, version: Version, representation: str, extra: str = "") -> str:
-    query = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.multi_items()))
+    """Parameters the route does not read change nothing in the answer, so they neither change
+    the ETag nor key the response cache (junk parameters cannot fill it or bypass it)."""
+    known = known_params(request)
+    items = request.query_params.multi_items()
+    query = "&".join(f"{k}={v}" for k, v in sorted(items) if known is None or k in known)
     raw = "|".join((version.token, representation, request.url.path, query, extra))
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
 

@@ -12,7 +12,8 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+LEADING_SPACE = " \t\r\n"
 BOM = "\ufeff".encode()
 CHUNK_BYTES = 64 * 1024
 
@@ -25,14 +26,17 @@ def format_number(x: float) -> str:
 def format_instant(ts: dt.datetime) -> str:
     """RFC 3339 UTC with the fraction's trailing zeros dropped (PostgreSQL's own form, so that
     a CSV row reads the same whichever store wrote it)."""
-    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
+    text = ts.isoformat("T", "seconds")
     if ts.microsecond:
         text += f".{ts.microsecond:06d}".rstrip("0")
     return text + "Z"
 
 
 def neutralise(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    """Spreadsheets skip leading whitespace before a formula (" =cmd", "\\n=1+1")."""
+    if text.startswith(FORMULA_PREFIXES) or text.lstrip(LEADING_SPACE).startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
 
 
 def cell(value: Any, text: bool) -> str:

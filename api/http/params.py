@@ -60,3 +60,16 @@ def parse_bool(name: str, raw: str | None) -> bool | None:
     if raw.lower() in ("false", "0", "no"):
         return False
     raise BadRequest(f"{name} must be true or false.")
+
+
+MAX_SEARCH = 500
+
+
+def parse_search(raw: str | None) -> str | None:
+    """A ``q`` full-text filter: at most MAX_SEARCH characters (SQLite's LIKE refuses
+    patterns past 50 KB, and no name or summary is that long)."""
+    if raw is None or raw == "":
+        return None
+    if len(raw) > MAX_SEARCH:
+        raise BadRequest(f"q may be at most {MAX_SEARCH} characters; got {len(raw)}.")
+    return raw

@@ -32,9 +32,13 @@ class ResponseCache:
     One per app (``app.state.responses``), bounded by entries and by body size.
     """
 
-    def __init__(self, max_entries: int = 256, max_body: int = 2 * 1024 * 1024):
+    def __init__(
+        self, max_entries: int = 256, max_body: int = 2 * 1024 * 1024, max_bytes: int = 32 << 20
+    ):
         self.max_entries = max_entries
         self.max_body = max_body
+        self.max_bytes = max_bytes  # all bodies together: the cache's memory is bounded
+        self.size = 0
         self._items: OrderedDict[str, tuple[bytes, dict[str, str]]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -49,10 +53,14 @@ class ResponseCache:
         if len(body) > self.max_body:
             return
         with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.size -= len(old[0])
             self._items[key] = (body, dict(headers))
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+            self.size += len(body)
+            while len(self._items) > self.max_entries or self.size > self.max_bytes:
+                _, (dropped, _) = self._items.popitem(last=False)
+                self.size -= len(dropped)
 
 
 def _cache(request: Request) -> ResponseCache | None:

@@ -7,7 +7,7 @@ from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
-from api.http.params import parse_bool
+from api.http.params import parse_bool, parse_search
 from api.metrics import service
 from api.metrics.schemas import MetricIn, MetricList, MetricOut
 from api.schemas import SLUG_PATTERN
@@ -29,7 +29,9 @@ def list_metrics(
     today = settings.today()
     # The target shown is the one in force today.
     version = not_before(changes.version(session, *service.SCOPES), settings.today_began())
-    listing = service.listing(session, today, department=department, in_cityscore=flag, q=q)
+    listing = service.listing(
+        session, today, department=department, in_cityscore=flag, q=parse_search(q)
+    )
     return respond.collection(
         request, listing, version, extra=today.isoformat(), base_url=settings.public_base_url
     )

@@ -57,7 +57,8 @@ def _bulk_sql(
         where.append(clause.replace("?", mark))
         params.extend(values)
 
-    stamp = (lambda ts: ts.strftime("%Y-%m-%d %H:%M:%S.%f")) if dialect == "sqlite" else None
+    # isoformat zero-pads years before 1000 (strftime's %Y does not on Linux).
+    stamp = (lambda ts: ts.isoformat(" ", "microseconds")) if dialect == "sqlite" else None
     if f.metric_id is not None:
         add("v.metric_id = ?", f.metric_id)
     if f.department is not None:
