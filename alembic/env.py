@@ -12,6 +12,11 @@ config = context.config
 
 
 def run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite and not connection.in_transaction():
+        # Batch migrations recreate tables; with foreign keys on, dropping the old table would
+        # cascade into its children. The pragma only takes effect outside a transaction.
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -20,6 +25,12 @@ def run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+    if sqlite and not connection.in_transaction():
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 connection = config.attributes.get("connection")

@@ -29,6 +29,8 @@ def utcnow() -> dt.datetime:
 
 class Department(SQLModel, table=True):
     __tablename__ = "departments"
+    # Ids are never reused (SQLite reuses the largest rowid without AUTOINCREMENT).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
@@ -41,6 +43,8 @@ class Department(SQLModel, table=True):
 
 class Metric(SQLModel, table=True):
     __tablename__ = "metrics"
+    # Ids are never reused (SQLite reuses the largest rowid without AUTOINCREMENT).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
@@ -112,7 +116,7 @@ class ValueRevision(SQLModel, table=True):
 
 class IngestBatch(SQLModel, table=True):
     __tablename__ = "ingest_batches"
-    __table_args__ = (UniqueConstraint("key_id", "idempotency_key"),)
+    __table_args__ = (UniqueConstraint("key_id", "idempotency_key"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(
         default=None,
@@ -134,6 +138,8 @@ class IngestBatch(SQLModel, table=True):
 
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
+    # Ids are never reused (SQLite reuses the largest rowid without AUTOINCREMENT).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(200), nullable=False))
@@ -149,6 +155,8 @@ class ApiKey(SQLModel, table=True):
 
 class Analysis(SQLModel, table=True):
     __tablename__ = "analyses"
+    # Ids are never reused (SQLite reuses the largest rowid without AUTOINCREMENT).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(sa_column=Column(String(100), nullable=False, unique=True))

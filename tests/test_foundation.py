@@ -61,3 +61,25 @@ def test_head_answers_like_get_without_a_body(client: TestClient) -> None:
     assert head.content == b""
     assert head.headers["etag"] == get.headers["etag"]
     assert client.head("/v1/departments.csv").headers["content-type"].startswith("text/csv")
+
+
+def test_department_ids_are_never_reused(session: Any) -> None:
+    """Issue 9 item 13: SQLite reused the largest id, so a key of a deleted department (deleted
+    with a tool that leaves foreign keys off) wrote to the next department created."""
+    from sqlalchemy import text
+
+    def add(slug: str) -> int:
+        return int(
+            session.execute(
+                text(
+                    "INSERT INTO departments (slug, name, updated_at) "
+                    "VALUES (:s, :s, CURRENT_TIMESTAMP) RETURNING id"
+                ),
+                {"s": slug},
+            ).scalar_one()
+        )
+
+    add("first")
+    second = add("second")
+    session.execute(text("DELETE FROM departments WHERE id = :i"), {"i": second})
+    assert add("third") > second
