@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint openapi bench clean
+.PHONY: install run test lint fuzz openapi bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -29,6 +29,10 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# A longer Schemathesis run than the 1,000 cases per store of `make test`.
+fuzz: install
+	FUZZ_CASES=$${FUZZ_CASES:-20000} $(BIN)/pytest tests/reliability/test_fuzz.py
 
 openapi: install
 	$(BIN)/python -m api.openapi > openapi/openapi.json

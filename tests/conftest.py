@@ -169,3 +169,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(_outcomes[backend].items())) or "none"
         extra = f" ({where})" if backend == "postgresql" else ""
         terminalreporter.write_line(f"{backend}{extra}: {counts}")
+    from tests.live import REPORT
+
+    for what, per_store in sorted(REPORT.items()):
+        counts = ", ".join(f"{store} {n}" for store, n in sorted(per_store.items()))
+        terminalreporter.write_line(f"{what}: {counts}")

@@ -25,6 +25,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 BIN = Path(sys.executable).parent
+# Counts the fuzz and fault runs report in the pytest summary: {what: {store: count}}.
+REPORT: dict[str, dict[str, int]] = {}
 CLI = str(BIN / "cityscore")
 
 
