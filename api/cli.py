@@ -82,6 +82,7 @@ def _run(args: argparse.Namespace, settings: object) -> int:
             port=args.port,
             workers=args.workers,
             proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
         return 0
     if args.command == "db":

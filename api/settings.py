@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     body_timeout_s: float = 30.0
     # A client must take each response chunk within this many seconds or is dropped.
     send_timeout_s: float = 60.0
+    # Proxies whose X-Forwarded-For / -Proto are believed (comma-separated addresses or
+    # networks). Never "*": any client could then pick its rate-limit bucket.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Requests with invalid API keys allowed per client address per minute (then 429).
     failed_auth_per_minute: int = 30
 

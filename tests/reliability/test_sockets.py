@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -175,3 +176,26 @@ def test_two_authorization_headers_are_refused(live: LiveServer) -> None:
     )
     assert s.recv(4096).startswith(b"HTTP/1.1 400")
     s.close()
+
+
+def test_forwarded_for_is_believed_only_from_configured_proxies(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    """Item 8: with --forwarded-allow-ips='*' any client picked its rate-limit bucket."""
+    server = LiveServer(
+        live.database_url,
+        env={
+            "RATE_LIMIT_ENABLED": "true",
+            "RATE_LIMIT_READS_PER_MINUTE": "3",
+            "FORWARDED_ALLOW_IPS": "10.9.9.9",
+        },
+        log_path=tmp_path / "server.log",
+    ).start()
+    try:
+        codes = [
+            server.get("/v1/departments", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+            for n in range(5)
+        ]
+    finally:
+        server.stop()
+    assert codes[:3] == [200, 200, 200] and 429 in codes[3:]
