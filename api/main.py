@@ -27,7 +27,7 @@ from api.metrics.router import router as metrics_router
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
 from api.values.router import router as values_router
-from db.session import is_sqlite, make_engine, session_factory
+from db.session import make_engine, session_factory
 
 VERSION = "1.0.0"
 
@@ -53,9 +53,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             "max_overflow": settings.db_max_overflow,
             "pool_timeout": settings.db_pool_timeout,
         }
-        engine = make_engine(
-            settings.database_url, **({} if is_sqlite(settings.database_url) else pool)
-        )
+        engine = make_engine(settings.database_url, **pool)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
