@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 from fastapi import HTTPException
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +29,7 @@ from api.errors import (
     APIError,
     BadRequest,
     PayloadTooLarge,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
     api_error_response,
@@ -100,7 +102,11 @@ class WriteGuard:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"The body is larger than the {limit}-byte limit.")
         token = bearer_token(headers)
-        key = await run_in_threadpool(self.authenticate, token)
+        try:
+            key = await run_in_threadpool(self.authenticate, token)
+        except SQLAlchemyError as exc:  # outside the app's handlers: map the store's failure here
+            log.warning("key lookup failed: %s", exc)
+            raise ServiceUnavailable("The data store is unavailable.") from None
         if key is None:
             client = (scope.get("client") or ("unknown", 0))[0]
             if self.failed_auth(client):
