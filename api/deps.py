@@ -17,6 +17,14 @@ from db.models import ApiKey
 DETACHED = "cityscore_detached"  # session.info flag: a streamed download owns the session
 
 
+PRIMARY_ONLY = ("/v1/ingest", "/v1/audit", "/readyz", "/internal")
+
+
+def is_public_read(request: Request) -> bool:
+    """A GET any replica may answer (receipts, the audit log and health read the primary)."""
+    return request.method in ("GET", "HEAD") and not request.url.path.startswith(PRIMARY_ONLY)
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One session per request. Writers commit explicitly before they answer (an acknowledged
     write is durable); whatever is left uncommitted is rolled back here.
@@ -27,7 +35,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     ``async`` to skip a threadpool hop when there is nothing to close; closing a session
     that holds a connection is a round trip, so it runs in the threadpool, never on the loop.
     """
-    session: Session = request.app.state.session_factory()
+    reads = getattr(request.app.state, "read_session_factory", None)
+    factory = reads if reads is not None and is_public_read(request) else None
+    session: Session = (factory or request.app.state.session_factory)()
     request.state.db_session = session
     try:
         yield session

@@ -191,8 +191,12 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(OperationalError)
-    async def _store_down(_request: Request, exc: OperationalError) -> Response:
+    async def _store_down(request: Request, exc: OperationalError) -> Response:
         log.warning("store unavailable: %s", exc)
+        router = getattr(request.app.state, "read_router", None)
+        chosen = getattr(getattr(request.state, "db_session", None), "_chosen", None)
+        if router is not None and chosen is not None:  # a replica died mid-read
+            router.mark_failed(chosen)
         return api_error_response(ServiceUnavailable("The data store is unavailable."))
 
     @app.exception_handler(psycopg.DataError)

@@ -27,6 +27,7 @@ from api.metrics.router import router as metrics_router
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
 from api.values.router import router as values_router
+from db.replicas import ReadRouter, ReadSession, read_urls
 from db.session import make_engine, session_factory
 
 VERSION = "1.0.0"
@@ -57,6 +58,11 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
+    if bind is None and settings.database_read_url:
+        app.state.read_router = read_router(engine, settings)
+        app.state.read_session_factory = lambda: ReadSession(
+            app.state.read_router, expire_on_commit=False
+        )
     app.state.responses = ResponseCache()
     install_error_handlers(app)
 
@@ -119,6 +125,22 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         ],
     )
     return app
+
+
+def read_router(primary: Any, settings: Settings) -> ReadRouter:
+    """Engines for ``DATABASE_READ_URL``'s replicas (pre-pinged: a dead one is passed over)."""
+    replicas = [
+        make_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            pool_pre_ping=True,
+            connect_args={"application_name": "cityscore-read"},
+        )
+        for url in read_urls(settings.database_read_url)
+    ]
+    return ReadRouter(primary, replicas, max_lag=settings.read_max_lag_s)
 
 
 def add_guards(app: FastAPI, settings: Settings) -> None:

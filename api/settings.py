@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     body_timeout_s: float = 30.0
     # A client must take each response chunk within this many seconds or is dropped.
     send_timeout_s: float = 60.0
+    # Read replicas for public GETs (comma-separated PostgreSQL URLs), and the replication lag
+    # past which a replica is passed over for the primary.
+    database_read_url: str = ""
+    read_max_lag_s: float = 30.0
     # Proxies whose X-Forwarded-For / -Proto are believed (comma-separated addresses or
     # networks). Never "*": any client could then pick its rate-limit bucket.
     forwarded_allow_ips: str = "127.0.0.1"

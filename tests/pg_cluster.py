@@ -79,6 +79,18 @@ class Cluster:
             hba.write("host replication all 127.0.0.1/32 trust\n")
         return self
 
+    def replica(self) -> Cluster:
+        """A streaming replica of this (running) cluster: pg_basebackup -R, its own port."""
+        standby = Cluster(self.bin)
+        standby._own()
+        standby._run(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+            "-D", str(standby.data), "-R", "-X", "stream",
+        )  # fmt: skip
+        with open(standby.data / "postgresql.conf", "a") as conf:
+            conf.write(f"port = {standby.port}\nunix_socket_directories = '{standby.root}'\n")
+        return standby
+
     def start(self) -> Cluster:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start")
         return self
