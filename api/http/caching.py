@@ -10,7 +10,9 @@ from email.utils import format_datetime, parsedate_to_datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-CACHE_CONTROL = "public, max-age=60"
+# A CDN may serve a copy up to 60 s old, and while it revalidates (or the origin is down)
+# a little longer; ETags make each revalidation a cheap 304.
+CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=30, stale-if-error=300"
 
 
 @dataclass(frozen=True)
