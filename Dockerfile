@@ -20,4 +20,4 @@ RUN pip install . \
 USER cityscore
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
-CMD ["sh", "-c", "cityscore db upgrade && exec cityscore serve --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY}"]
+CMD ["sh", "-c", "cityscore db upgrade && exec cityscore serve --host 0.0.0.0 --port ${PORT:-8000} --workers ${WEB_CONCURRENCY}"]
