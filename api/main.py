@@ -13,6 +13,7 @@ from starlette.responses import Response
 from api import __doc__ as api_doc
 from api.analyses.router import router as analyses_router
 from api.cityscore.router import router as cityscore_router
+from api.compat.install import install as install_compat
 from api.departments.router import router as departments_router
 from api.errors import ServiceUnavailable, api_error_response, install_error_handlers
 from api.http.docs import WRITE_ERRORS, component_schemas
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         ingest_router,
     ):
         app.include_router(router)
+    install_compat(app)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")
     def healthz() -> Response:
