@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     ingest_max_rows: int = 100_000
     # PostgreSQL connections kept per server process (match the threadpool's 40 threads).
     db_pool_size: int = 40
+    # CKAN compatibility: datastore_search_sql answers 403 unless this is true.
+    ckan_datastore_sql_enabled: bool = False
+    # DCAT-US data.json: who answers questions about the catalogue.
+    catalog_contact_name: str = "Performance analytics team"
+    catalog_contact_email: str = "opendata@example.gov"
 
     @property
     def tz(self) -> ZoneInfo:

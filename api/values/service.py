@@ -304,8 +304,8 @@ def _daily_rows(
     after: dt.date | None,
     limit: int | None,
 ) -> list[tuple[Any, ...]]:
-    """Day rows ``(metric, start, end, value, numerator, denominator, 1)`` on the driver's own cursor,
-    keyset-paged in SQL (SQLite hands back ISO date text, which is what JSON and CSV print)."""
+    """Day rows ``(metric, start, end, value, numerator, denominator, 1)`` on the driver's own
+    cursor, keyset-paged in SQL (SQLite hands back ISO date text, which JSON and CSV print)."""
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
