@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from api.compat.catalog import router as catalog_router
 from api.compat.ckan.router import ckan_error
 from api.compat.ckan.router import router as ckan_router
 from api.compat.ckan.search import CkanError
@@ -16,6 +17,7 @@ from api.compat.soda.service import SodaError
 def install(app: FastAPI) -> None:
     app.include_router(soda_router)
     app.include_router(ckan_router)
+    app.include_router(catalog_router)
 
     @app.exception_handler(SodaError)
     async def _soda(_request: Request, exc: SodaError) -> Response:
