@@ -124,7 +124,11 @@ def _filters(resource: Resource, raw: Any) -> dict[str, list[Any]]:
     if not isinstance(raw, dict):
         raise invalid("filters", "Not a json object")
     _names(resource, "filters", list(raw))
-    return {k: v if isinstance(v, list) else [v] for k, v in raw.items()}
+    out = {k: v if isinstance(v, list) else [v] for k, v in raw.items()}
+    for field, values in out.items():
+        if any(not isinstance(v, str | int | float) or isinstance(v, bool) for v in values):
+            raise invalid("filters", f"the value for {field} must be text, a number or a list")
+    return out
 
 
 def parse(data: dict[str, Any]) -> Search:
