@@ -1,9 +1,9 @@
 """A real server for the real clients: uvicorn on a free port (8200-8299), on both stores.
 
-The app is bound to one connection inside a transaction that is rolled back at the end of
-the module, like every other DB test; the demo catalogue (Boston's 23 metrics, a year of
-values) is loaded into it first. Clients run one request at a time, so sharing the
-connection between the server's threads is safe.
+Clients such as frictionless open several requests at once, so the server gets a database of
+its own with a real connection pool (a fresh SQLite file; a fresh PostgreSQL database on the
+test server, dropped afterwards), migrated with Alembic and loaded with the demo catalogue
+(Boston's 23 metrics, a year of values), committed, once per module and store.
 """
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlmodel import Session
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from alembic import command
 from api.demo import service as demo
 from api.main import create_app
 from api.settings import Settings
 from db.session import make_engine, session_factory
-from tests.conftest import BACKENDS, _migrated, alembic_config
+from tests.conftest import BACKENDS, alembic_config
 
 PORTS = range(8200, 8300)
 
@@ -35,7 +37,7 @@ class Live:
     backend: str
     url: str
     app: FastAPI
-    session: Session
+    engine: Engine
     settings: Settings
 
 
@@ -67,28 +69,45 @@ def serve(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, int]:
     raise RuntimeError("uvicorn did not start")
 
 
+def _database(backend: str, request: pytest.FixtureRequest, tmp: Path) -> tuple[str, Any]:
+    """A fresh database of its own for the server (it commits; dropped afterwards)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp}/live.db", None
+    test_url = make_url(request.getfixturevalue("postgresql_url"))
+    name = f"{test_url.database}_live"
+    admin = create_engine(test_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return test_url.set(database=name).render_as_string(hide_password=False), (admin, name)
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
-def live(request: pytest.FixtureRequest) -> Iterator[Live]:
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
     backend = str(request.param)
-    if backend not in _migrated:
-        url = request.getfixturevalue(f"{backend}_url")
-        command.upgrade(alembic_config(url), "head")
-        _migrated[backend] = make_engine(url)
-    conn: Any = _migrated[backend].connect()
-    trans = conn.begin()
-    settings = Settings(rate_limit_enabled=False, city_timezone="America/New_York")
-    session = session_factory(conn)()
+    url, cleanup = _database(backend, request, tmp_path_factory.mktemp("live"))
+    command.upgrade(alembic_config(url), "head")
+    engine = make_engine(url)
+    settings = Settings(
+        database_url=url, rate_limit_enabled=False, city_timezone="America/New_York"
+    )
     try:
-        demo.load(session, years=1, metrics=23, today=settings.today())
-        session.flush()
-        app = create_app(settings, bind=conn)
+        with session_factory(engine)() as session:
+            demo.load(session, years=1, metrics=23, today=settings.today())
+            session.commit()
+        app = create_app(settings, bind=engine)
         server, thread, port = serve(app)
         try:
-            yield Live(backend, f"http://127.0.0.1:{port}", app, session, settings)
+            yield Live(backend, f"http://127.0.0.1:{port}", app, engine, settings)
         finally:
             server.should_exit = True
             thread.join(10)
     finally:
-        session.close()
-        trans.rollback()
-        conn.close()
+        engine.dispose()
+        if cleanup is not None:
+            admin, name = cleanup
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()

@@ -129,8 +129,10 @@ def test_daily_values_paging_through_links_next(live: Live, ckan: ckanapi.Remote
     assert seen == expected
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     # the same next link, fetched as a plain GET, gives the same page
-    first = httpx.get(live.url + "/api/3/action/datastore_search", params={
-        "resource_id": DAILY_VALUES_ID, "limit": 5}).json()["result"]
+    first = httpx.get(
+        live.url + "/api/3/action/datastore_search",
+        params={"resource_id": DAILY_VALUES_ID, "limit": 5},
+    ).json()["result"]
     second = httpx.get(live.url + first["_links"]["next"]).json()["result"]
     assert [r["_id"] for r in second["records"]] == ids[5:10]
 
@@ -155,13 +157,20 @@ def test_datastore_search_options(live: Live, ckan: ckanapi.RemoteCKAN) -> None:
     assert result["total"] == len(mine) and result["offset"] == 1 and result["limit"] == 5
 
     lists = ckan.action.datastore_search(
-        resource_id=DAILY_VALUES_ID, filters={"metric": metric}, records_format="lists", limit=2,
-        fields=["metric", "date"], include_total=False,
+        resource_id=DAILY_VALUES_ID,
+        filters={"metric": metric},
+        records_format="lists",
+        limit=2,
+        fields=["metric", "date"],
+        include_total=False,
     )
     assert lists["records"] == [[metric, r["date"]] for r in mine[:2]]
     assert "total" not in lists
     csv = ckan.action.datastore_search(
-        resource_id=DAILY_VALUES_ID, filters={"metric": metric}, records_format="csv", limit=2,
+        resource_id=DAILY_VALUES_ID,
+        filters={"metric": metric},
+        records_format="csv",
+        limit=2,
         fields="metric,date",
     )
     assert csv["records"] == "".join(f"{metric},{r['date']}\n" for r in mine[:2])
@@ -226,11 +235,18 @@ def test_bad_parameters_name_the_problem(
 
 def test_post_garbage_never_500(live: Live) -> None:
     url = live.url + "/api/action/datastore_search"
-    for content in (b"{", b"[]", b"null", b'"x"', b'{"resource_id": 7}', b'{"limit": {}}',
-                    b'{"resource_id": "daily-values", "filters": {"metric": {"a": 1}}}',
-                    b'{"resource_id": "daily-values", "fields": [1]}',
-                    b'{"resource_id": "daily-values", "sort": [3]}',
-                    b'{"resource_id": "daily-values", "q": 5}'):
+    for content in (
+        b"{",
+        b"[]",
+        b"null",
+        b'"x"',
+        b'{"resource_id": 7}',
+        b'{"limit": {}}',
+        b'{"resource_id": "daily-values", "filters": {"metric": {"a": 1}}}',
+        b'{"resource_id": "daily-values", "fields": [1]}',
+        b'{"resource_id": "daily-values", "sort": [3]}',
+        b'{"resource_id": "daily-values", "q": 5}',
+    ):
         r = httpx.post(url, content=content, headers={"Content-Type": "application/json"})
         assert 400 <= r.status_code < 500, (content, r.text)
         assert r.json()["success"] is False
