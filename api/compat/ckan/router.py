@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from api.compat.ckan import service
@@ -112,6 +112,13 @@ ERROR_DOC = {
 }
 
 
+def _operation_id(name: str, method: str, prefix: str) -> str:
+    """``datastore_search`` + POST -> ``ckanDatastoreSearchPost`` (stable camelCase ids)."""
+    words = "".join(w.title() for w in name.split("_"))
+    suffix = ("" if method == "GET" else "Post") + ("" if prefix == PREFIXES[0] else "Legacy")
+    return f"ckan{words}{suffix}"
+
+
 def _register(name: str, handler: Callable[..., Response], summary: str) -> None:
     for prefix in PREFIXES:
         for method in ("GET", "POST"):
@@ -119,7 +126,7 @@ def _register(name: str, handler: Callable[..., Response], summary: str) -> None
                 f"{prefix}/{name}",
                 handler,
                 methods=[method],
-                operation_id=f"ckan_{name}_{method.lower()}" + ("" if "3" in prefix else "_v"),
+                operation_id=_operation_id(name, method, prefix),
                 include_in_schema=prefix == PREFIXES[0],
                 summary=summary,
                 responses={403: ERROR_DOC, 404: ERROR_DOC, 409: ERROR_DOC},
@@ -205,7 +212,10 @@ def unknown_action(action: str) -> Response:
     responses={404: ERROR_DOC, 200: {"content": {"text/csv": {}}, "description": "CSV"}},
 )
 def datastore_dump(
-    request: Request, session: SessionDep, settings: SettingsDep, resource_id: str
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    resource_id: Annotated[str, Path(description="Resource id (see package_show)")],
 ) -> Response:
     """A resource's every record as CSV (`_id` first), like CKAN's datastore dump."""
     resource = BY_ID.get(resource_id)
