@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from api.compat.seek import seek_cache
-from api.compat.soda import service
+from api.compat.soda import render, service
 from api.compat.soda.query import DEFAULT_LIMIT, MAX_LIMIT
 from api.deps import SessionDep, SettingsDep
 from api.http.caching import cache_headers, make_etag, not_modified, not_modified_response
@@ -91,18 +91,12 @@ def _answer(
     headers["X-SODA2-Types"] = orjson.dumps(query.types).decode()
     if not_modified(request, etag, result.version):
         return not_modified_response(headers)
-    rows = result.rows(seek_cache(request.app.state))
-    fmt = service.formatters(query.types, csv)
+    rows = list(result.rows(seek_cache(request.app.state)))
     if csv:
         headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-        cells = (
-            [f(v) if v is not None else None for f, v in zip(fmt, r, strict=True)] for r in rows
-        )
-        return StreamingResponse(
-            csv_lines(query.names, cells), media_type=CSV_TYPE, headers=headers
-        )
-    names = query.names
-    data = [{n: f(v) for n, f, v in zip(names, fmt, r, strict=True) if v is not None} for r in rows]
+        body = csv_lines(query.names, render.cells(query.types, rows, csv=True))
+        return StreamingResponse(body, media_type=CSV_TYPE, headers=headers)
+    data = render.json_records(query.names, query.types, rows)
     return Response(orjson.dumps(data), media_type=JSON_TYPE, headers=headers)
 
 

@@ -8,18 +8,17 @@ Rows come from Core selects (tuples, never ORM objects).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlmodel import Session
 
 from api.changes import service as changes
-from api.compat.datasets import CHECKBOX, NUMBER, TIMESTAMP, Dataset, dataset
+from api.compat.datasets import Dataset, dataset
 from api.compat.seek import SeekCache
 from api.compat.soda.query import CLAUSES, Query, build, statement
 from api.compat.soda.soql import SoQLError
 from api.http.caching import Version
-from api.http.csv import format_number
 
 
 class SodaError(Exception):
@@ -63,35 +62,6 @@ def split_params(items: Sequence[tuple[str, str]]) -> tuple[dict[str, str], list
         else:
             filters.append((name, value))
     return params, filters
-
-
-def _timestamp(value: Any) -> str:
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"
-    if isinstance(value, dt.date):
-        return value.isoformat() + "T00:00:00.000"
-    return _timestamp(dt.datetime.fromisoformat(str(value)))
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, float):
-        return format_number(value)
-    return str(value)
-
-
-def formatters(types: Sequence[str], csv: bool) -> list[Callable[[Any], Any]]:
-    """One cell formatter per column: numbers as their shortest text, floating timestamps."""
-    out: list[Callable[[Any], Any]] = []
-    for kind in types:
-        if kind == NUMBER:
-            out.append(_number)
-        elif kind == TIMESTAMP:
-            out.append(_timestamp)
-        elif kind == CHECKBOX:
-            out.append((lambda v: "true" if v else "false") if csv else bool)
-        else:
-            out.append(str)
-    return out
 
 
 class Result:
