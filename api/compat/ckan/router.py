@@ -96,7 +96,10 @@ Total = Annotated[str | None, Query(description="Include `total` (default true)"
 Format = Annotated[str | None, Query(description="`objects` (default), `lists` or `csv`")]
 PackageId = Annotated[str | None, Query(alias="id", description="Package name or id: `cityscore`")]
 ResourceShowId = Annotated[str | None, Query(alias="id", description="Resource id")]
-Sql = Annotated[str | None, Query(description="SQL (refused unless enabled by the operator)")]
+Sql = Annotated[
+    str | None,
+    Query(description='One SELECT over "daily-values" (403 unless enabled by the operator)'),
+]
 
 POST_BODY = {
     "requestBody": {
@@ -186,10 +189,12 @@ def datastore_search(
 
 
 def datastore_search_sql(
-    request: Request, settings: SettingsDep, data: ActionData, sql: Sql = None
+    request: Request, session: SessionDep, settings: SettingsDep, data: ActionData, sql: Sql = None
 ) -> Response:
-    """Refused with 403 Authorization Error unless `CKAN_DATASTORE_SQL_ENABLED` is set."""
-    return envelope(request, "datastore_search_sql", service.datastore_search_sql(settings))
+    """403 Authorization Error unless `CKAN_DATASTORE_SQL_ENABLED` is set; then one
+    `SELECT ... FROM "daily-values" [WHERE] [GROUP BY] [ORDER BY] [LIMIT] [OFFSET]`."""
+    result = service.datastore_search_sql(session, settings, data)
+    return envelope(request, "datastore_search_sql", result)
 
 
 _register("package_list", package_list, "CKAN package_list")

@@ -14,7 +14,7 @@ import orjson
 from sqlmodel import Session
 
 from api.changes import service as changes
-from api.compat.ckan import daily_values
+from api.compat.ckan import daily_values, sql
 from api.compat.ckan.resources import BY_ID, PACKAGE_ID, PACKAGE_NAME, RESOURCES, Resource
 from api.compat.ckan.search import CkanError, Search, memory_rows, parse
 from api.compat.seek import SeekCache
@@ -155,7 +155,8 @@ def datastore_search(
     return result
 
 
-def datastore_search_sql(settings: Settings) -> Any:
+def datastore_search_sql(session: Session, settings: Settings, data: dict[str, Any]) -> Any:
+    """403 unless enabled; then one whitelisted SELECT over ``daily-values`` (see ckan/sql.py)."""
     if not settings.ckan_datastore_sql_enabled:
         raise CkanError(
             403,
@@ -163,12 +164,7 @@ def datastore_search_sql(settings: Settings) -> Any:
             "Access denied: datastore_search_sql is disabled on this portal; "
             "use datastore_search (filters, q, sort, fields).",
         )
-    raise CkanError(
-        409,
-        "Validation Error",
-        "sql: arbitrary SQL is not accepted here; use datastore_search.",
-        {"sql": ["arbitrary SQL is not accepted here; use datastore_search"]},
-    )
+    return sql.search_sql(session, data.get("sql"), settings.today())
 
 
 def package_list() -> list[str]:

@@ -39,7 +39,6 @@ class Query:
     offset: int
     seekable: bool  # ordered by the dataset's unique key, ascending: offsets can seek
     aggregate: bool = False
-    params: dict[str, str] = field(default_factory=dict)
 
 
 def _int(name: str, raw: str | None, default: int, maximum: int | None = None) -> int:
@@ -56,15 +55,17 @@ def _int(name: str, raw: str | None, default: int, maximum: int | None = None) -
     return value
 
 
-def _select(dataset: Dataset, compiler: Compiler, text: str | None) -> list[tuple[str, Typed, Any]]:
+def _select(
+    dataset: Dataset, compiler: Compiler, items: list[Any] | None
+) -> list[tuple[str, Typed, Any]]:
     """``(name, compiled, tree)`` for each output column; ``*`` is every dataset column."""
-    if text is None:
+    if items is None:
         return [
             (c.name, Typed(c.expr, c.type), Tree("column", [Token("NAME", c.name)]))
             for c in dataset.columns
         ]
     out: list[tuple[str, Typed, Any]] = []
-    for i, item in enumerate(parse("$select", text).children, start=1):
+    for i, item in enumerate(items, start=1):
         if not isinstance(item, Tree):
             continue
         if item.data == "select_all":
@@ -122,14 +123,12 @@ def _filters(dataset: Dataset, filters: Iterable[tuple[str, str]]) -> list[Any]:
 def _order(
     dataset: Dataset,
     compiler: Compiler,
-    text: str | None,
+    order: list[Any],
     selected: dict[str, Typed],
 ) -> tuple[list[Any], list[tuple[Any, bool]]]:
     """ORDER BY clauses plus the parsed ``(tree, descending)`` items."""
-    if not text:
-        return [], []
     clauses, items = [], []
-    for item in parse("$order", text).children:
+    for item in order:
         if not isinstance(item, Tree):
             continue
         expr, *direction = item.children
@@ -142,30 +141,67 @@ def _order(
     return clauses, items
 
 
-def _where(dataset: Dataset, dialect: str, params: dict[str, str]) -> list[Any]:
+def _where(dataset: Dataset, dialect: str, clauses: Clauses) -> list[Any]:
     where = [dataset.base_where] if dataset.base_where is not None else []
-    if params.get("$where"):
-        tree = parse("$where", params["$where"]).children[0]
-        typed = Compiler(dataset, dialect).compile(tree)
+    if clauses.where is not None:
+        typed = Compiler(dataset, dialect).compile(clauses.where)
         if typed.type != CHECKBOX:
             raise SoQLError(f"$where must be a condition, got a {typed.type} expression.")
         if typed.aggregate:
             raise SoQLError("Aggregates are not allowed in $where.")
         where.append(typed.expr if not typed.is_literal else literal(bool(typed.lit)))
-    if params.get("$q"):
-        where.append(_q_filter(dataset, params["$q"]))
+    if clauses.q:
+        where.append(_q_filter(dataset, clauses.q))
     return where
+
+
+@dataclass
+class Clauses:
+    """Parsed clauses: from SODA's ``$`` parameters or from one SQL SELECT."""
+
+    select: list[Any] | None = None  # select_item trees; None is *
+    where: Any = None
+    order: list[Any] = field(default_factory=list)
+    group: list[Any] = field(default_factory=list)
+    q: str | None = None
+
+
+def _items(parameter: str, params: dict[str, str]) -> list[Any]:
+    text = params.get(parameter)
+    return [c for c in parse(parameter, text).children if isinstance(c, Tree)] if text else []
 
 
 def build(
     dataset: Dataset, dialect: str, params: dict[str, str], filters: list[tuple[str, str]]
 ) -> Query:
-    """Compile the request into a ``Query`` (raises SoQLError naming the problem)."""
+    """Compile a SODA request into a ``Query`` (raises SoQLError naming the problem)."""
+    clauses = Clauses(
+        select=_items("$select", params) if params.get("$select") else None,
+        where=parse("$where", params["$where"]).children[0] if params.get("$where") else None,
+        order=_items("$order", params),
+        group=_items("$group", params),
+        q=params.get("$q"),
+    )
+    limit = _int("$limit", params.get("$limit"), DEFAULT_LIMIT, MAX_LIMIT)
+    return compile_query(
+        dataset, dialect, clauses, filters, limit, _int("$offset", params.get("$offset"), 0)
+    )
+
+
+def compile_query(
+    dataset: Dataset,
+    dialect: str,
+    clauses: Clauses,
+    filters: list[tuple[str, str]],
+    limit: int,
+    offset: int,
+) -> Query:
+    """Compile parsed clauses over a dataset into a ``Query``."""
     compiler = Compiler(dataset, dialect)
-    chosen = _select(dataset, compiler, params.get("$select"))
+    chosen = _select(dataset, compiler, clauses.select)
     aliases = {name: typed for name, typed, _ in chosen}
-    where = _where(dataset, dialect, params) + _filters(dataset, filters)
-    group_trees = list(parse("$group", params["$group"]).children) if params.get("$group") else []
+    where = _where(dataset, dialect, clauses) + _filters(dataset, filters)
+    group_trees = clauses.group
     group_by = [Compiler(dataset, dialect, aliases).compile(t).expr for t in group_trees]
     aggregate = bool(group_trees) or any(t.aggregate for _, t, _ in chosen)
     if aggregate:
@@ -174,7 +210,7 @@ def build(
                 raise SoQLError(
                     f"{name} must be an aggregate or appear in $group.", {"column": name}
                 )
-    order_by, order_items = _order(dataset, compiler, params.get("$order"), aliases)
+    order_by, order_items = _order(dataset, compiler, clauses.order, aliases)
     seekable = not aggregate and not order_items
     if not aggregate:
         order_by += [k.asc() for k in dataset.key]  # the unique tie-breaker
@@ -187,11 +223,10 @@ def build(
         where=where,
         group_by=group_by,
         order_by=order_by,
-        limit=_int("$limit", params.get("$limit"), DEFAULT_LIMIT, MAX_LIMIT),
-        offset=_int("$offset", params.get("$offset"), 0),
+        limit=limit,
+        offset=offset,
         seekable=seekable,
         aggregate=aggregate,
-        params=params,
     )
 
 

@@ -23,7 +23,7 @@ from api.compat.datasets import CHECKBOX, NUMBER, TEXT, TIMESTAMP, Dataset
 PARSER = Lark(
     (Path(__file__).parent / "soql.lark").read_text(),
     parser="lalr",
-    start=["start_select", "start_where", "start_order", "start_group"],
+    start=["start_select", "start_where", "start_order", "start_group", "start_sql"],
     maybe_placeholders=False,
 )
 AGGREGATES = {"count", "sum", "avg", "min", "max"}
@@ -49,8 +49,9 @@ def parse(parameter: str, text: str) -> Tree:
         found = (
             repr(text[exc.pos_in_stream])
             if isinstance(exc, UnexpectedCharacters) and exc.pos_in_stream is not None
-            else getattr(getattr(exc, "token", None), "type", "end of input")
+            else getattr(getattr(exc, "token", None), "type", "$END")
         )
+        found = "end of input" if found == "$END" else found
         raise SoQLError(
             f"Could not parse {parameter}: unexpected {found} at line {exc.line}, "
             f"column {exc.column}.",
@@ -213,7 +214,7 @@ class Compiler:
         return _literal(False, CHECKBOX)
 
     def _column(self, token: Token) -> Typed:
-        name = str(token).strip("`")
+        name = str(token).strip('`"')
         column = self.dataset.column(name)
         if column is None:
             if name in self.aliases:
@@ -350,7 +351,7 @@ class Compiler:
 def default_name(node: Tree, position: int) -> str:
     """The output name Socrata gives an unaliased select expression."""
     if node.data == "column":
-        return str(node.children[0]).strip("`")
+        return str(node.children[0]).strip('`"')
     if node.data == "call_star":
         return str(node.children[0]).lower()
     if node.data == "call" and len(node.children) == 2 and isinstance(node.children[1], Tree):
