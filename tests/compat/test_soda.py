@@ -288,3 +288,14 @@ def test_garbage_never_500(live: Live, garbage: str) -> None:
             assert r.status_code in (200, 400), (dataset, clause, garbage, r.text)
             if r.status_code == 400:
                 assert r.json()["code"] == "query.soql.invalid"
+
+
+def test_conditional_get(live: Live) -> None:
+    url = live.url + "/resource/metrics.json"
+    first = httpx.get(url, params={"$select": "slug"})
+    etag = first.headers["etag"]
+    again = httpx.get(url, params={"$select": "slug"}, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    other = httpx.get(url, params={"$select": "name"}, headers={"If-None-Match": etag})
+    assert other.status_code == 200
+    assert httpx.head(url).status_code == 200

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from api.compat.ckan.search import Search, invalid
 from api.compat.datasets import Dataset, dataset
 from api.compat.seek import SeekCache
-from api.compat.soda.query import _q_filter
+from api.compat.soda.query import q_filter
 from api.compat.soda.soql import SoQLError, coerce
 
 ID_FACTOR = 10_000_000
@@ -58,7 +58,7 @@ def _where(ds: Dataset, search: Search) -> list[Any]:
         assert column is not None
         where.append(or_(*(column.expr == _value(ds, field, w) for w in wanted)))
     if isinstance(search.q, str):
-        where.append(_q_filter(ds, search.q))
+        where.append(q_filter(ds, search.q))
     elif isinstance(search.q, dict):
         for field, text in search.q.items():
             if field == "_id":

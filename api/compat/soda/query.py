@@ -87,7 +87,7 @@ def _select(
     return out
 
 
-def _q_filter(dataset: Dataset, text: str) -> Any:
+def q_filter(dataset: Dataset, text: str) -> Any:
     """``$q``: every word appears (any case) in some text column."""
     words = text.lower().split()[:20]
     texts = [c.expr for c in dataset.columns if c.type == TEXT]
@@ -151,7 +151,7 @@ def _where(dataset: Dataset, dialect: str, clauses: Clauses) -> list[Any]:
             raise SoQLError("Aggregates are not allowed in $where.")
         where.append(typed.expr if not typed.is_literal else literal(bool(typed.lit)))
     if clauses.q:
-        where.append(_q_filter(dataset, clauses.q))
+        where.append(q_filter(dataset, clauses.q))
     return where
 
 
