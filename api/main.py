@@ -110,6 +110,8 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             "RateLimit",
             "RateLimit-Policy",
             "Retry-After",
+            "X-SODA2-Fields",
+            "X-SODA2-Types",
         ],
     )
     return app

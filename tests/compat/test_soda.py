@@ -299,3 +299,14 @@ def test_conditional_get(live: Live) -> None:
     other = httpx.get(url, params={"$select": "name"}, headers={"If-None-Match": etag})
     assert other.status_code == 200
     assert httpx.head(url).status_code == 200
+
+
+def test_explicit_key_order_seeks_too(live: Live, soda: Socrata) -> None:
+    cache = seek_cache(live.app.state)
+    hits = cache.hits
+    rows = list(soda.get_all("cityscore", order="as_of", select="as_of", limit=100))
+    days = [r["as_of"] for r in rows]
+    assert days == sorted(days) and len(days) == len(set(days)) > 200
+    assert cache.hits - hits >= len(days) // 100 - 1
+    newest_first = soda.get("cityscore", order="as_of DESC", select="as_of", limit=5, offset=100)
+    assert [r["as_of"] for r in newest_first] == days[::-1][100:105]

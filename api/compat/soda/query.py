@@ -126,7 +126,7 @@ def _order(
     order: list[Any],
     selected: dict[str, Typed],
 ) -> tuple[list[Any], list[tuple[Any, bool]]]:
-    """ORDER BY clauses plus the parsed ``(tree, descending)`` items."""
+    """ORDER BY clauses plus the compiled ``(expression, descending)`` items."""
     clauses, items = [], []
     for item in order:
         if not isinstance(item, Tree):
@@ -137,8 +137,18 @@ def _order(
         if typed.is_literal:
             raise SoQLError("$order items must be columns or expressions, not literals.")
         clauses.append(typed.expr.desc().nulls_first() if desc else typed.expr.asc().nulls_last())
-        items.append((expr, desc))
+        items.append((typed.expr, desc))
     return clauses, items
+
+
+def _key_order(dataset: Dataset, items: list[tuple[Any, bool]]) -> bool:
+    """Ordered by the dataset's unique key, ascending (no $order, or exactly the key)."""
+    if not items:
+        return True
+    exprs = [e for e, desc in items if not desc]
+    return len(exprs) == len(items) == len(dataset.key) and all(
+        e is k for e, k in zip(exprs, dataset.key, strict=True)
+    )
 
 
 def _where(dataset: Dataset, dialect: str, clauses: Clauses) -> list[Any]:
@@ -211,7 +221,7 @@ def compile_query(
                     f"{name} must be an aggregate or appear in $group.", {"column": name}
                 )
     order_by, order_items = _order(dataset, compiler, clauses.order, aliases)
-    seekable = not aggregate and not order_items
+    seekable = not aggregate and _key_order(dataset, order_items)
     if not aggregate:
         order_by += [k.asc() for k in dataset.key]  # the unique tie-breaker
     elif not order_by:
