@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The published DCAT-US 1.1 JSON Schemas (tests only), from GSA's own package; its
+	# dependencies are pinned far in the past and not needed to read the schema files.
+	$(BIN)/python -m pip install --quiet --no-deps 'ckanext-datajson==0.1.29'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from api import __doc__ as api_doc
 from api.analyses.router import router as analyses_router
 from api.cityscore.router import router as cityscore_router
+from api.compat.install import install as install_compat
 from api.departments.router import router as departments_router
 from api.errors import ServiceUnavailable, api_error_response, install_error_handlers
 from api.http.docs import WRITE_ERRORS, component_schemas
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         ingest_router,
     ):
         app.include_router(router)
+    install_compat(app)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")
     def healthz() -> Response:
@@ -122,6 +124,8 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             "RateLimit",
             "RateLimit-Policy",
             "Retry-After",
+            "X-SODA2-Fields",
+            "X-SODA2-Types",
         ],
     )
     return app
@@ -180,11 +184,11 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(component_schemas())
     # FastAPI documents its own 422 body; ours is problem+json (400 for a bad query string).
-    for path in doc["paths"].values():
+    for name, path in doc["paths"].items():
         for method, operation in path.items():
             responses = operation.get("responses", {})
             if "HTTPValidationError" in str(responses.get("422", "")):
-                if method == "get":
+                if method == "get" or name.startswith("/api/"):  # CKAN: no body schema
                     del responses["422"]
                 else:
                     responses["422"] = WRITE_ERRORS[422]

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     # Requests with invalid API keys allowed per client address per minute (then 429).
     failed_auth_per_minute: int = 30
+    # CKAN compatibility: datastore_search_sql answers 403 unless this is true.
+    ckan_datastore_sql_enabled: bool = False
+    # DCAT-US data.json: who answers questions about the catalogue.
+    catalog_contact_name: str = "Performance analytics team"
+    catalog_contact_email: str = "opendata@example.gov"
 
     @property
     def tz(self) -> ZoneInfo:

@@ -33,7 +33,16 @@ from tests._data import (
 
 CSV_TYPE = "text/csv; charset=utf-8"
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "message"}
-VALUE_HEADER = ["metric", "date", "value", "numerator", "denominator", "deleted", "updated_at"]
+VALUE_HEADER = [
+    "metric",
+    "department",
+    "date",
+    "value",
+    "numerator",
+    "denominator",
+    "deleted",
+    "updated_at",
+]
 
 
 @pytest.fixture
@@ -62,6 +71,7 @@ def value_csv_row(row: dict[str, Any]) -> list[str]:
     """A JSON bulk-value row written the way the CSV writes it."""
     return [
         row["metric"],
+        row["department"],
         row["date"],
         number(row["value"]),
         number(row["numerator"]),
@@ -153,16 +163,16 @@ def test_values_csv_bytes_exactly(client: TestClient, session: Session, admin: d
     assert r.headers["content-type"] == CSV_TYPE
     assert r.headers["content-disposition"] == 'attachment; filename="values.csv"'
     expected = (
-        "metric,date,value,numerator,denominator,deleted,updated_at\r\n"
-        f"m1,2026-01-01,{number(741 / 788)},741,788,false,2026-01-02T03:04:05.6789Z\r\n"
-        f"m1,2026-01-02,{number(1 / 3)},1,3,false,2026-01-02T03:04:05Z\r\n"
-        "m2,2026-01-01,-2.5,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,2026-01-02,0.1,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,2026-01-03,1e-05,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,2026-01-04,12345678,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,2026-01-05,1e+22,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,2026-01-06,0,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,2026-01-07,123.456,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "metric,department,date,value,numerator,denominator,deleted,updated_at\r\n"
+        f"m1,parks,2026-01-01,{number(741 / 788)},741,788,false,2026-01-02T03:04:05.6789Z\r\n"
+        f"m1,parks,2026-01-02,{number(1 / 3)},1,3,false,2026-01-02T03:04:05Z\r\n"
+        "m2,parks,2026-01-01,-2.5,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,parks,2026-01-02,0.1,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,parks,2026-01-03,1e-05,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,parks,2026-01-04,12345678,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,parks,2026-01-05,1e+22,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,parks,2026-01-06,0,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        "m2,parks,2026-01-07,123.456,,,false,2026-01-02T03:04:05.6789Z\r\n"
     ).encode()
     assert r.content == expected
     assert client.get("/v1/values", headers={"Accept": "text/csv"}).content == expected
@@ -188,7 +198,7 @@ def test_values_csv_numbers_between_1e15_and_1e16(
         ],
     )
     rows = parse_csv(client.get("/v1/values.csv").content)
-    assert [r[2] for r in rows[1:]] == ["1000000000000000", "2500000000000000"]
+    assert [r[3] for r in rows[1:]] == ["1000000000000000", "2500000000000000"]
 
 
 def test_formula_neutralisation(client: TestClient, session: Session, admin: dict) -> None:
@@ -220,7 +230,7 @@ def test_formula_neutralisation(client: TestClient, session: Session, admin: dic
     put_metric(client, admin, "m", "d1", aggregation="sum")
     insert_values(session, "m", [{"date": "2026-01-01", "value": -2.0}])
     rows = parse_csv(client.get("/v1/values.csv").content)
-    assert rows[1][2] == "-2"
+    assert rows[1][3] == "-2"
     put_metric(client, admin, "m", "d1", aggregation="sum", name="=HYPERLINK(1)")
     rows = parse_csv(client.get("/v1/metrics.csv").content)
     assert rows[1][rows[0].index("name")] == "'=HYPERLINK(1)"
@@ -317,8 +327,9 @@ def test_paging_equals_the_csv(client: TestClient, session: Session, admin: dict
     # one metric's periods and the catalogue page the same way
     rows, _ = collect_pages(client, "/v1/metrics/b/values?interval=week&limit=7")
     csv_rows = parse_csv(client.get("/v1/metrics/b/values.csv?interval=week").content)
-    assert csv_rows[0] == ["start", "end", "value", "numerator", "denominator", "days"]
-    assert [[r["start"], r["end"]] for r in rows] == [r[:2] for r in csv_rows[1:]]
+    assert csv_rows[0] == ["metric", "start", "end", "value", "numerator", "denominator", "days"]
+    assert [[r["metric"], r["start"], r["end"]] for r in rows] == [r[:3] for r in csv_rows[1:]]
+    assert {r[0] for r in csv_rows[1:]} == {"b"}
     assert len(rows) == len(csv_rows) - 1 == 144
     rows, _ = collect_pages(client, "/v1/metrics?limit=1")
     assert [r["slug"] for r in rows] == ["a", "b", "c"]

@@ -230,6 +230,7 @@ def _pooled(start: str, end: str, first: str | None = None, last: str | None = N
     num = sum(n for n, _ in inside)
     den = sum(q for _, q in inside)
     return {
+        "metric": "ratio",
         "start": start,
         "end": end,
         "value": num / den,
@@ -244,7 +245,15 @@ def test_metric_values_by_day(client: TestClient, session: Session, admin: dict)
     body = client.get("/v1/metrics/ratio/values").json()
     assert body["next"] is None
     assert body["data"] == [
-        {"start": d, "end": d, "value": n / q, "numerator": n, "denominator": q, "days": 1}
+        {
+            "metric": "ratio",
+            "start": d,
+            "end": d,
+            "value": n / q,
+            "numerator": n,
+            "denominator": q,
+            "days": 1,
+        }
         for d, n, q in RATIO_ROWS
     ]
     assert client.get("/v1/metrics/ratio/values?interval=day").json() == body
@@ -333,6 +342,7 @@ def test_metric_values_median_by_month(client: TestClient, session: Session, adm
     data = client.get("/v1/metrics/response/values?interval=month").json()["data"]
     assert data == [
         {
+            "metric": "response",
             "start": "2026-03-01",
             "end": "2026-03-31",
             "value": 3.0,
@@ -341,6 +351,7 @@ def test_metric_values_median_by_month(client: TestClient, session: Session, adm
             "days": 4,
         },
         {
+            "metric": "response",
             "start": "2026-05-01",
             "end": "2026-05-31",
             "value": 5.0,
@@ -412,6 +423,7 @@ def test_bulk_values_filters(client: TestClient, session: Session, admin: dict) 
     first = body["data"][0]
     assert set(first) == {
         "metric",
+        "department",
         "date",
         "value",
         "numerator",
@@ -421,6 +433,7 @@ def test_bulk_values_filters(client: TestClient, session: Session, admin: dict) 
     }
     assert first["value"] == 0.5 and first["numerator"] == 1.0 and first["denominator"] == 2.0
     assert first["deleted"] is False and instant(first["updated_at"]) == T0
+    assert [r["department"] for r in body["data"]] == ["parks"] * 3 + ["police"] * 2
     assert body["data"][4]["value"] == -2.5 and body["data"][4]["numerator"] is None
 
     assert _keys(client.get("/v1/values?metric=m2").json()) == [
@@ -446,9 +459,11 @@ def test_bulk_values_filters(client: TestClient, session: Session, admin: dict) 
     assert ("m1", "2026-01-02") not in _keys(client.get("/v1/values").json())
     assert ("m1", "2026-01-02") not in _keys(client.get("/v1/values?metric=m1").json())
     csv_rows = parse_csv(client.get("/v1/values.csv").content)
-    assert [r[:2] for r in csv_rows[1:]] == [
+    assert csv_rows[0][:3] == ["metric", "department", "date"]
+    assert [[r[0], r[2]] for r in csv_rows[1:]] == [
         list(k) for k in _keys(client.get("/v1/values").json())
     ]
+    assert {r[1] for r in csv_rows[1:]} == {"parks", "police"}
 
 
 def test_bulk_values_updated_since(client: TestClient, session: Session, admin: dict) -> None:
@@ -474,6 +489,7 @@ def test_bulk_values_updated_since(client: TestClient, session: Session, admin: 
     assert changed["data"] == [
         {
             "metric": "m1",
+            "department": "parks",
             "date": "2026-01-03",
             "value": None,
             "numerator": None,
@@ -488,8 +504,17 @@ def test_bulk_values_updated_since(client: TestClient, session: Session, admin: 
     r = client.get("/v1/values.csv", params={"updated_since": "2026-01-02T00:00:00Z"})
     assert r.status_code == 200
     assert parse_csv(r.content) == [
-        ["metric", "date", "value", "numerator", "denominator", "deleted", "updated_at"],
-        ["m1", "2026-01-03", "", "", "", "true", "2026-01-03T00:00:00Z"],
+        [
+            "metric",
+            "department",
+            "date",
+            "value",
+            "numerator",
+            "denominator",
+            "deleted",
+            "updated_at",
+        ],
+        ["m1", "parks", "2026-01-03", "", "", "", "true", "2026-01-03T00:00:00Z"],
     ]
     # the tombstone is still absent without updated_since
     assert ("m1", "2026-01-03") not in _keys(client.get("/v1/values").json())
@@ -503,7 +528,7 @@ def test_bulk_values_updated_since(client: TestClient, session: Session, admin: 
     ):
         assert _keys(since(raw)) == expected, raw
         r = client.get("/v1/values.csv", params={"updated_since": raw})
-        assert [tuple(row[:2]) for row in parse_csv(r.content)[1:]] == expected, raw
+        assert [(row[0], row[2]) for row in parse_csv(r.content)[1:]] == expected, raw
 
     for bad in ("2026-01-01T00:00:00", "2026-01-01", "yesterday", "2026-13-01T00:00:00Z"):
         r = client.get("/v1/values", params={"updated_since": bad})

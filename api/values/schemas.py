@@ -4,8 +4,17 @@ import datetime as dt
 
 from pydantic import BaseModel
 
-VALUE_COLUMNS = ("metric", "date", "value", "numerator", "denominator", "deleted", "updated_at")
-PERIOD_COLUMNS = ("start", "end", "value", "numerator", "denominator", "days")
+VALUE_COLUMNS = (
+    "metric",
+    "department",
+    "date",
+    "value",
+    "numerator",
+    "denominator",
+    "deleted",
+    "updated_at",
+)
+PERIOD_COLUMNS = ("metric", "start", "end", "value", "numerator", "denominator", "days")
 REVISION_COLUMNS = (
     "metric",
     "date",
@@ -22,6 +31,7 @@ INTERVALS = ("day", "week", "month", "quarter", "year")
 
 class ValueRow(BaseModel):
     metric: str
+    department: str
     date: dt.date
     value: float | None
     numerator: float | None
@@ -36,6 +46,7 @@ class ValueList(BaseModel):
 
 
 class PeriodRow(BaseModel):
+    metric: str
     start: dt.date
     end: dt.date
     value: float | None

@@ -63,8 +63,8 @@ def _bulk_sql(
         add("v.metric_id = ?", f.metric_id)
     if f.department is not None:
         add(
-            "v.metric_id IN (SELECT m2.id FROM metrics m2 JOIN departments d "
-            "ON d.id = m2.department_id WHERE d.slug = ?)",
+            "v.metric_id IN (SELECT m2.id FROM metrics m2 JOIN departments d2 "
+            "ON d2.id = m2.department_id WHERE d2.slug = ?)",
             f.department,
         )
     if f.start is not None:
@@ -81,27 +81,30 @@ def _bulk_sql(
         # Text around the three numbers is built by SQLite, so Python formats only the numbers.
         # Instants drop the fraction's trailing zeros, as PostgreSQL's timestamp text does.
         columns = (
-            "m.slug || ',' || v.date, v.value, v.numerator, v.denominator, "
+            "m.slug || ',' || d.slug || ',' || v.date, v.value, v.numerator, v.denominator, "
             "CASE WHEN v.deleted THEN 'true,' ELSE 'false,' END "
             "|| replace(rtrim(rtrim(v.updated_at, '0'), '.'), ' ', 'T') || 'Z'"
         )
     elif dialect == "sqlite":  # the instant as orjson writes one (no ".000000")
         columns = (
-            "m.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, "
+            "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, "
             "replace(replace(v.updated_at, ' ', 'T'), '.000000', '') || 'Z'"
         )
     elif csv:
         # Native text output (DateStyle ISO is set for the COPY): to_char() would cost a
         # third of the export's time.
         columns = (
-            "m.slug, v.date, v.value, v.numerator, v.denominator, "
+            "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, "
             "CASE WHEN v.deleted THEN 'true' ELSE 'false' END, "
             "replace(v.updated_at::text, ' ', 'T') || 'Z'"
         )
     else:
-        columns = "m.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, v.updated_at"
+        columns = (
+            "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, v.updated_at"
+        )
     sql = (
         f"SELECT {columns} FROM metric_values v JOIN metrics m ON m.id = v.metric_id "
+        "JOIN departments d ON d.id = m.department_id "
         f"WHERE {' AND '.join(where)} ORDER BY v.metric_id, v.date"
     )
     if limit is not None:
@@ -152,7 +155,9 @@ def bulk_listing(
             sqlite = dialect == "sqlite"
             while rows := cur.fetchmany(10_000):
                 if sqlite:  # SQLite has no boolean type; dates are already ISO text
-                    yield from ((s, d, v, n, dn, bool(x), ts) for s, d, v, n, dn, x, ts in rows)
+                    yield from (
+                        (s, dp, d, v, n, dn, bool(x), ts) for s, dp, d, v, n, dn, x, ts in rows
+                    )
                 else:
                     yield from rows
         finally:
@@ -166,7 +171,7 @@ def bulk_listing(
         return metric_id, dt.date.fromisoformat(str(day))
 
     def key_of(row: Sequence[Any]) -> list[Any]:
-        day = row[1]
+        day = row[2]
         return [row[0], day if isinstance(day, str) else day.isoformat()]
 
     def copy_csv() -> Iterator[bytes]:
@@ -270,22 +275,22 @@ def metric_values_listing(
             first = max(first, start) if start else first
             last = min(last, end) if end else last
             agg = series.window(aggregation, first, last)
-            rows.append((first, last, agg.value, agg.numerator, agg.denominator, agg.days))
+            rows.append((slug, first, last, agg.value, agg.numerator, agg.denominator, agg.days))
         return rows
 
     def fetch(after: Any, limit: int | None) -> list[tuple[Any, ...]]:
         if interval == "day":
-            return _daily_rows(session, metric_id, start, end, after, limit)
+            return _daily_rows(session, metric_id, slug, start, end, after, limit)
         if not cache:
             cache.append(load())
-        rows = cache[0] if after is None else [r for r in cache[0] if r[0] > after]
+        rows = cache[0] if after is None else [r for r in cache[0] if r[1] > after]
         return rows if limit is None else rows[:limit]
 
     return Listing(
         name=f"{slug}-values-{interval}",
         columns=PERIOD_COLUMNS,
         fetch=fetch,
-        key_of=lambda row: [row[0] if isinstance(row[0], str) else row[0].isoformat()],
+        key_of=lambda row: [row[1] if isinstance(row[1], str) else row[1].isoformat()],
         key_width=1,
         parse_key=lambda key: dt.date.fromisoformat(str(key[0])),
     )
@@ -294,24 +299,25 @@ def metric_values_listing(
 def _daily_rows(
     session: Session,
     metric_id: int,
+    slug: str,
     start: dt.date | None,
     end: dt.date | None,
     after: dt.date | None,
     limit: int | None,
 ) -> list[tuple[Any, ...]]:
-    """Day rows ``(start, end, value, numerator, denominator, 1)`` on the driver's own cursor,
-    keyset-paged in SQL (SQLite hands back ISO date text, which is what JSON and CSV print)."""
+    """Day rows ``(metric, start, end, value, numerator, denominator, 1)`` on the driver's own
+    cursor, keyset-paged in SQL (SQLite hands back ISO date text, which JSON and CSV print)."""
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
     where = [f"metric_id = {mark}", "NOT deleted"]
-    params: list[Any] = [metric_id]
+    params: list[Any] = [slug, metric_id]
     for clause, day in (("date >= ", start), ("date <= ", end), ("date > ", after)):
         if day is not None:
             where.append(clause + mark)
             params.append(day.isoformat() if sqlite else day)
     sql = (
-        "SELECT date, date, value, numerator, denominator, 1 FROM metric_values "
+        f"SELECT {mark}, date, date, value, numerator, denominator, 1 FROM metric_values "
         f"WHERE {' AND '.join(where)} ORDER BY date"
     )
     if limit is not None:

@@ -1,0 +1,1 @@
+"""CKAN's Action API over Boston's CityScore package and resources."""
