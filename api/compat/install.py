@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
@@ -18,6 +20,19 @@ def install(app: FastAPI) -> None:
     app.include_router(soda_router)
     app.include_router(ckan_router)
     app.include_router(catalog_router)
+
+    def soda_400(_scope: Any, detail: str) -> Response:
+        return soda_error(SodaError(400, "query.soql.invalid", detail))
+
+    def ckan_400(scope: Any, detail: str) -> Response:
+        return ckan_error(Request(scope), CkanError(409, "Validation Error", detail))
+
+    app.state.error_formats = [
+        ("/resource/", soda_400),
+        ("/api/views/", soda_400),
+        ("/api/3/action/", ckan_400),
+        ("/api/action/", ckan_400),
+    ]
 
     @app.exception_handler(SodaError)
     async def _soda(_request: Request, exc: SodaError) -> Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,6 +51,16 @@ def wants_csv(request: Request) -> bool:
     return _accept_prefers_csv(request.headers.get("accept", ""))
 
 
+def bad_request(scope: Scope, detail: str) -> Any:
+    """A 400 in the format the path's clients read: a compatibility layer registers its own
+    in ``app.state.error_formats`` as ``(path prefix, build(scope, detail))``."""
+    app = scope.get("app")
+    for prefix, build in getattr(getattr(app, "state", None), "error_formats", ()):
+        if scope["path"].startswith(prefix):
+            return build(scope, detail)
+    return api_error_response(BadRequest(detail))
+
+
 class NulGuardMiddleware:
     """A NUL byte in the path or query can never name anything; PostgreSQL refuses it in text
     parameters. Answer 400 at the door instead of letting a driver error become a 500."""
@@ -60,9 +72,7 @@ class NulGuardMiddleware:
         if scope["type"] == "http" and (
             "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower()
         ):
-            await api_error_response(BadRequest("The URL contains a NUL byte."))(
-                scope, receive, send
-            )
+            await bad_request(scope, "The URL contains a NUL byte.")(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

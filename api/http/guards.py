@@ -38,6 +38,13 @@ from api.errors import (
 log = logging.getLogger("cityscore.guards")
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+WRITE_PREFIX = "/v1/"  # CKAN's action API takes POSTs too, but those are public reads
+
+
+def is_write(scope: Scope) -> bool:
+    return scope.get("method") in WRITE_METHODS and scope.get("path", "").startswith(WRITE_PREFIX)
+
+
 BEARER_CHALLENGE = 'Bearer realm="cityscore"'
 
 
@@ -85,7 +92,7 @@ class WriteGuard:
             return
         guarded_send = self._bounded_send(send)
         try:
-            if scope["method"] in WRITE_METHODS:
+            if is_write(scope):
                 try:
                     receive = await self._admit(scope, receive)
                 except APIError as exc:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import APIError, TooManyRequests, api_error_response
-from api.http.guards import WRITE_METHODS, bearer_token
+from api.http.guards import bearer_token, is_write
 
 log = logging.getLogger("cityscore.ratelimit")
 
@@ -80,8 +80,7 @@ class RedisCounter:
 def _client_bucket(scope: Scope) -> tuple[str, bool]:
     """Writes count per API key (its token, however the header is spelled), reads and
     unauthenticated writes per client address."""
-    method = scope.get("method", "GET")
-    write = method in WRITE_METHODS
+    write = is_write(scope)
     if write:
         try:
             token = bearer_token(scope.get("headers", []))

@@ -158,7 +158,12 @@ def test_one_write_bucket_per_key_however_spelled(live: LiveServer, auth: str) -
 
     key = live.keys["dept"]  # type: ignore[attr-defined]
     scopes = [
-        {"method": "POST", "headers": [(b"authorization", h.encode())], "client": ("1.2.3.4", 1)}
+        {
+            "method": "POST",
+            "path": "/v1/ingest/values",
+            "headers": [(b"authorization", h.encode())],
+            "client": ("1.2.3.4", 1),
+        }
         for h in (f"Bearer {key}", auth.format(key=key))
     ]
     assert _client_bucket(scopes[0]) == _client_bucket(scopes[1])
