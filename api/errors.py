@@ -14,6 +14,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -159,6 +160,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _store_down(_request: Request, exc: OperationalError) -> Response:
         log.warning("store unavailable: %s", exc)
         return api_error_response(ServiceUnavailable("The data store is unavailable."))
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_request: Request, exc: PoolTimeout) -> Response:
+        # Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: overload, not a bug.
+        log.warning("connection pool exhausted: %s", exc)
+        return api_error_response(
+            ServiceUnavailable(
+                "The data store is busy; retry shortly.", headers={"Retry-After": "1"}
+            )
+        )
 
     @app.exception_handler(psycopg.DataError)
     async def _driver_data_error(_request: Request, exc: psycopg.DataError) -> Response:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy import text
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
@@ -15,7 +15,7 @@ from api.analyses.router import router as analyses_router
 from api.cityscore.router import router as cityscore_router
 from api.departments.router import router as departments_router
 from api.errors import ServiceUnavailable, api_error_response, install_error_handlers
-from api.http.docs import WRITE_ERRORS, component_schemas
+from api.http.docs import WRITE_ERRORS, component_schemas, problem_response_doc
 from api.http.formats import CsvSuffixMiddleware, HeadMiddleware, NulGuardMiddleware
 from api.http.ratelimit import RateLimitMiddleware, make_counter
 from api.http.respond import ResponseCache, json_response
@@ -24,9 +24,11 @@ from api.metrics.router import router as metrics_router
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
 from api.values.router import router as values_router
-from db.session import is_sqlite, make_engine, session_factory
+from db.migrate import head_revisions, schema_problem
+from db.session import make_engine, session_factory
 
 VERSION = "1.0.0"
+log = logging.getLogger("cityscore")
 
 
 def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI:
@@ -45,12 +47,12 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     )
     engine = bind
     if engine is None:
-        pool = {} if is_sqlite(settings.database_url) else {"pool_size": settings.db_pool_size}
-        engine = make_engine(settings.database_url, **pool)
+        engine = make_engine(settings.database_url, **settings.engine_options())
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     app.state.responses = ResponseCache()
+    heads = head_revisions()
     install_error_handlers(app)
 
     def openapi() -> dict[str, Any]:
@@ -76,14 +78,23 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         """The process is up."""
         return json_response({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"], operation_id="readyz")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        operation_id="readyz",
+        responses={503: problem_response_doc("The store is unreachable or not migrated")},
+    )
     def readyz() -> Response:
-        """The store is reachable (503 otherwise)."""
+        """The store is reachable and its schema is at the head migration (503 otherwise,
+        with the reason in `detail`): put this behind the load balancer's health check."""
         try:
             with app.state.session_factory() as session:
-                session.execute(text("SELECT 1"))
-        except Exception:
+                problem = schema_problem(session.connection(), heads)
+        except Exception as exc:
+            log.warning("readyz: store unreachable: %s", exc)
             return api_error_response(ServiceUnavailable("The data store is unreachable."))
+        if problem is not None:
+            return api_error_response(ServiceUnavailable(problem))
         return json_response({"status": "ready"})
 
     app.add_middleware(CsvSuffixMiddleware)
