@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Query
 
 from api.errors import BadRequest
+from api.http.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Windows and baselines reach back up to 50 years and forward a few months; dates outside
@@ -60,3 +65,52 @@ def parse_bool(name: str, raw: str | None) -> bool | None:
     if raw.lower() in ("false", "0", "no"):
         return False
     raise BadRequest(f"{name} must be true or false.")
+
+
+# --- declared query parameters ---------------------------------------------------------------
+# Handlers read paging and formats through the strict parsers above (400 with a clear message,
+# never FastAPI's 422), so these are declared as optional strings for validation and carry
+# their real JSON Schema for the OpenAPI document only.
+
+
+def _documented_as(**schema: Any) -> Callable[[dict[str, Any]], None]:
+    def replace(generated: dict[str, Any]) -> None:
+        generated.clear()
+        generated.update(schema)
+
+    return replace
+
+
+def date_query(description: str) -> Any:
+    """A ``YYYY-MM-DD`` query parameter (parsed with ``parse_date``)."""
+    return Query(
+        description=description, json_schema_extra=_documented_as(type="string", format="date")
+    )
+
+
+LimitParam = Annotated[
+    str | None,
+    Query(
+        alias="limit",
+        description=f"Rows per JSON page, 1 to {MAX_LIMIT} (more is a 400). CSV ignores it.",
+        json_schema_extra=_documented_as(
+            type="integer", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT
+        ),
+    ),
+]
+CursorParam = Annotated[
+    str | None,
+    Query(
+        alias="cursor",
+        description="Opaque cursor from the previous page's `next` link (bound to its query).",
+        json_schema_extra=_documented_as(type="string"),
+    ),
+]
+BomParam = Annotated[
+    str | None,
+    Query(
+        alias="bom",
+        description="CSV only: `true` starts the file with a UTF-8 byte order mark (for Excel).",
+        json_schema_extra=_documented_as(type="boolean", default=False),
+    ),
+]

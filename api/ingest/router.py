@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from api.deps import DepartmentKey, SessionDep, SettingsDep
 from api.errors import BadRequest, PayloadTooLarge
 from api.http.docs import READ_ERRORS, WRITE_ERRORS, problem_response_doc
-from api.http.respond import json_response
-from api.ingest import service
-from api.ingest.schemas import REQUEST_BODY, BatchReceipt, IngestReceipt
+from api.http.params import CursorParam, LimitParam
+from api.http.respond import json_response, private_collection
+from api.ingest import receipts, service
+from api.ingest.schemas import REQUEST_BODY, BatchList, BatchReceipt, IngestReceipt
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -102,6 +103,26 @@ def ingest_values(
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
     return json_response(outcome.receipt, headers=headers)
+
+
+@router.get(
+    "/ingest/batches",
+    response_model=BatchList,
+    operation_id="listIngestBatches",
+    responses={**READ_ERRORS, 401: WRITE_ERRORS[401]},
+)
+def list_ingest_batches(
+    request: Request,
+    session: SessionDep,
+    key: DepartmentKey,
+    settings: SettingsDep,
+    _limit: LimitParam = None,
+    _cursor: CursorParam = None,
+) -> Response:
+    """The key's department's batch receipts, newest first (every batch for an admin key),
+    in the row shape of `GET /v1/ingest/batches/{batch_id}`. JSON only; never cached."""
+    listing = receipts.listing(session, key)
+    return private_collection(request, listing, base_url=settings.public_base_url)
 
 
 @router.get(
