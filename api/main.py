@@ -15,7 +15,7 @@ from api.analyses.router import router as analyses_router
 from api.cityscore.router import router as cityscore_router
 from api.departments.router import router as departments_router
 from api.errors import ServiceUnavailable, api_error_response, install_error_handlers
-from api.http.docs import WRITE_ERRORS, component_schemas, problem_response_doc
+from api.http.docs import WRITE_ERRORS, component_schemas, problem_response_doc, tidy_parameters
 from api.http.formats import CsvSuffixMiddleware, HeadMiddleware, NulGuardMiddleware
 from api.http.ratelimit import RateLimitMiddleware, make_counter
 from api.http.respond import ResponseCache, json_response
@@ -142,6 +142,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                     del responses["422"]
                 else:
                     responses["422"] = WRITE_ERRORS[422]
+    tidy_parameters(doc)
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     return doc

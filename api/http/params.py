@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Path, Query
 
 from api.errors import BadRequest
 from api.http.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -81,18 +81,41 @@ def _documented_as(**schema: Any) -> Callable[[dict[str, Any]], None]:
     return replace
 
 
+DEPARTMENT_SLUG = "The department's slug, e.g. `311`"
+METRIC_SLUG = "The metric's slug, e.g. `pothole-on-time`"
+ANALYSIS_SLUG = "The analysis's slug, e.g. `continued-development-of-cityscore`"
+_DATE = _documented_as(type="string", format="date")
+
+
 def date_query(description: str) -> Any:
-    """A ``YYYY-MM-DD`` query parameter (parsed with ``parse_date``)."""
+    """An optional ``YYYY-MM-DD`` query parameter (read with ``parse_date``)."""
+    return Query(None, description=description, json_schema_extra=_DATE)
+
+
+def date_path(description: str) -> Any:
+    """A ``YYYY-MM-DD`` path parameter (read with ``parse_date``)."""
+    return Path(description=description, json_schema_extra=_DATE)
+
+
+def instant_query(description: str) -> Any:
+    """An optional RFC 3339 instant query parameter (read with ``parse_instant``)."""
     return Query(
-        description=description, json_schema_extra=_documented_as(type="string", format="date")
+        None,
+        description=description,
+        json_schema_extra=_documented_as(type="string", format="date-time"),
     )
+
+
+def bool_query(description: str) -> Any:
+    """An optional ``true``/``false`` query parameter (read with ``parse_bool``)."""
+    return Query(None, description=description, json_schema_extra=_documented_as(type="boolean"))
 
 
 LimitParam = Annotated[
     str | None,
     Query(
-        alias="limit",
-        description=f"Rows per JSON page, 1 to {MAX_LIMIT} (more is a 400). CSV ignores it.",
+        description=f"Rows per JSON page: default {DEFAULT_LIMIT}, at most {MAX_LIMIT} (more is "
+        "a 400, never a silent clamp). CSV ignores it and streams every row.",
         json_schema_extra=_documented_as(
             type="integer", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT
         ),
@@ -101,7 +124,6 @@ LimitParam = Annotated[
 CursorParam = Annotated[
     str | None,
     Query(
-        alias="cursor",
         description="Opaque cursor from the previous page's `next` link (bound to its query).",
         json_schema_extra=_documented_as(type="string"),
     ),
@@ -109,8 +131,21 @@ CursorParam = Annotated[
 BomParam = Annotated[
     str | None,
     Query(
-        alias="bom",
         description="CSV only: `true` starts the file with a UTF-8 byte order mark (for Excel).",
         json_schema_extra=_documented_as(type="boolean", default=False),
     ),
 ]
+
+
+def _paged(limit: LimitParam = None, cursor: CursorParam = None, bom: BomParam = None) -> None:
+    """Declares the parameters every collection reads through ``respond.collection``."""
+
+
+def _bom_only(bom: BomParam = None) -> None:
+    """Declares ``bom`` for documents that also have a CSV form."""
+
+
+# ``dependencies=`` of a route: PAGED on collections (JSON pages and CSV), CSV_FORM on
+# single documents with a CSV twin.
+PAGED = [Depends(_paged)]
+CSV_FORM = [Depends(_bom_only)]

@@ -116,8 +116,8 @@ def list_ingest_batches(
     session: SessionDep,
     key: DepartmentKey,
     settings: SettingsDep,
-    _limit: LimitParam = None,
-    _cursor: CursorParam = None,
+    limit: LimitParam = None,
+    cursor: CursorParam = None,
 ) -> Response:
     """The key's department's batch receipts, newest first (every batch for an admin key),
     in the row shape of `GET /v1/ingest/batches/{batch_id}`. JSON only; never cached."""
@@ -134,7 +134,7 @@ def list_ingest_batches(
 def get_ingest_batch(
     session: SessionDep,
     key: DepartmentKey,
-    batch_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    batch_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="The receipt's `batch` number")],
 ) -> Response:
     """A batch's receipt, for a key of the same department or an admin key (else 404)."""
     return json_response(service.get_batch(session, key, batch_id))

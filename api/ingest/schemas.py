@@ -107,7 +107,22 @@ REQUEST_BODY: dict[str, Any] = {
         "column; empty cell = absent; a UTF-8 BOM is stripped)."
     ),
     "content": {
-        "application/json": {"schema": {"type": "array", "items": RECORD_SCHEMA}},
-        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {
+            "schema": {"type": "array", "items": RECORD_SCHEMA},
+            "example": [
+                {
+                    "metric": "311-call-center-performance",
+                    "date": "2026-05-15",
+                    "numerator": 741,
+                    "denominator": 788,
+                },
+                {"metric": "311-call-center-performance", "date": "2026-05-14", "deleted": True},
+            ],
+        },
+        "text/csv": {
+            "schema": {"type": "string"},
+            "example": "metric,date,value,numerator,denominator\r\n"
+            "311-call-center-performance,2026-05-15,,741,788\r\n",
+        },
     },
 }
