@@ -151,9 +151,10 @@ class Progress:
         self.rows = 0
         self.bytes = 0
 
-    def update(self, result: Result) -> None:
+    def update(self, result: Result, position: int) -> None:
+        """After a batch; ``position`` is how far into the file the reader is."""
         self.rows += result.chunk.rows
-        self.bytes += result.chunk.size
+        self.bytes = position
         rate = self.rows / max(time.monotonic() - self.started, 1e-6)
         state = "ok" if result.accepted else f"FAILED ({result.status or 'no answer'})"
         if result.replayed:
@@ -241,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
             for chunk in chunks_of(fp, name, args.format, args.batch_rows, args.batch_bytes):
                 result = sender.send(chunk)
                 results.append(result)
-                progress.update(result)
+                progress.update(result, fp.tell() if total else 0)
                 if result.status == 422:
                     report_errors(result, name, sys.stderr)
                 elif not result.accepted and (result.status in FATAL_STATUSES or not result.status):
