@@ -11,6 +11,11 @@ from pydantic import AfterValidator, ConfigDict, StringConstraints
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 SLUG_RE = re.compile(SLUG_PATTERN)
 
+# Descriptions of the slug path parameters (OpenAPI).
+DEPARTMENT_SLUG = "The department's slug, e.g. `311`"
+METRIC_SLUG = "The metric's slug, e.g. `pothole-on-time`"
+ANALYSIS_SLUG = "The analysis's slug, e.g. `continued-development-of-cityscore`"
+
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=100)]
 
 

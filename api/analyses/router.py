@@ -8,8 +8,8 @@ from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
-from api.http.params import ANALYSIS_SLUG, PAGED
-from api.schemas import SLUG_PATTERN
+from api.http.params import PAGED
+from api.schemas import ANALYSIS_SLUG, SLUG_PATTERN
 
 router = APIRouter(prefix="/v1/analyses", tags=["analyses"], responses=READ_ERRORS)
 

@@ -11,8 +11,9 @@ from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS
-from api.http.params import CSV_FORM, METRIC_SLUG, PAGED, check_range, date_query, parse_date
+from api.http.params import CSV_FORM, PAGED, check_range, date_query, parse_date
 from api.metrics import service as metrics_service
+from api.schemas import METRIC_SLUG
 
 router = APIRouter(prefix="/v1", tags=["cityscore"], responses=READ_ERRORS)
 

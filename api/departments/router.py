@@ -8,8 +8,8 @@ from api.departments.schemas import DepartmentIn, DepartmentList, DepartmentOut
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
-from api.http.params import DEPARTMENT_SLUG, PAGED
-from api.schemas import SLUG_PATTERN
+from api.http.params import PAGED
+from api.schemas import DEPARTMENT_SLUG, SLUG_PATTERN
 
 router = APIRouter(prefix="/v1/departments", tags=["departments"], responses=READ_ERRORS)
 

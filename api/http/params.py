@@ -81,9 +81,6 @@ def _documented_as(**schema: Any) -> Callable[[dict[str, Any]], None]:
     return replace
 
 
-DEPARTMENT_SLUG = "The department's slug, e.g. `311`"
-METRIC_SLUG = "The metric's slug, e.g. `pothole-on-time`"
-ANALYSIS_SLUG = "The analysis's slug, e.g. `continued-development-of-cityscore`"
 _DATE = _documented_as(type="string", format="date")
 
 

@@ -31,7 +31,6 @@ class Chunk:
     body: bytes
     lines: list[int] = field(default_factory=list)  # file line where each record starts
     first_record: int = 0  # 0-based index of its first record in the whole file
-    size: int = 0  # bytes of the file this chunk covers (for progress)
 
     @property
     def rows(self) -> int:
@@ -84,9 +83,8 @@ class _Packer:
         self.parts: list[bytes] = []
         self.lines: list[int] = []
         self.body_size = self.frame
-        self.size = 0
 
-    def add(self, line: int, record: bytes, size: int) -> Chunk | None:
+    def add(self, line: int, record: bytes) -> Chunk | None:
         """Add a record; the full chunk it pushed out, if any."""
         if self.frame + len(record) + 1 > self.max_bytes:
             raise FileProblem(
@@ -99,14 +97,13 @@ class _Packer:
         self.parts.append(record)
         self.lines.append(line)
         self.body_size += len(record) + 1
-        self.size += size
         return out
 
     def flush(self) -> Chunk | None:
         if not self.lines:
             return None
         self.number += 1
-        chunk = Chunk(self.number, self.content_type, b"", self.lines, self.records, size=self.size)
+        chunk = Chunk(self.number, self.content_type, b"", self.lines, self.records)
         chunk.body = self.render(self.parts)
         self.records += len(self.lines)
         self._reset()
@@ -167,10 +164,9 @@ def csv_chunks(fp: BinaryIO, max_rows: int, max_bytes: int) -> Iterator[Chunk]:
         quotes += line.count(b'"')
         if quotes % 2 == 0:
             raw = b"".join(record)
-            size = len(raw)
             if not raw.endswith(b"\n"):
                 raw += b"\n"
-            if (chunk := packer.add(start, raw, size)) is not None:
+            if (chunk := packer.add(start, raw)) is not None:
                 yield chunk
             record, quotes = [], 0
     if record:
@@ -184,7 +180,7 @@ def json_chunks(fp: BinaryIO, max_rows: int, max_bytes: int) -> Iterator[Chunk]:
     packer = _JsonPacker(max_rows, max_bytes)
     for line, element in _json_elements(fp):
         raw = element.encode()
-        if (chunk := packer.add(line, raw, len(raw) + 1)) is not None:
+        if (chunk := packer.add(line, raw)) is not None:
             yield chunk
     if (chunk := packer.flush()) is not None:
         yield chunk

@@ -7,10 +7,10 @@ from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
-from api.http.params import METRIC_SLUG, PAGED, bool_query, parse_bool
+from api.http.params import PAGED, bool_query, parse_bool
 from api.metrics import service
 from api.metrics.schemas import MetricIn, MetricList, MetricOut
-from api.schemas import SLUG_PATTERN
+from api.schemas import METRIC_SLUG, SLUG_PATTERN
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"], responses=READ_ERRORS)
 

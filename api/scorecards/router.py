@@ -8,7 +8,8 @@ from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS
-from api.http.params import DEPARTMENT_SLUG, PAGED, date_query, parse_date
+from api.http.params import PAGED, date_query, parse_date
+from api.schemas import DEPARTMENT_SLUG
 from api.scorecards import service
 from api.scorecards.schemas import Scorecard, ScorecardList
 

@@ -7,7 +7,6 @@ from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS
 from api.http.params import (
-    METRIC_SLUG,
     PAGED,
     check_range,
     date_path,
@@ -16,6 +15,7 @@ from api.http.params import (
     parse_date,
     parse_instant,
 )
+from api.schemas import METRIC_SLUG
 from api.values import service
 from api.values.schemas import PeriodList, RevisionList, ValueList
 
