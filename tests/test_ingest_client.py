@@ -284,7 +284,11 @@ def test_an_interrupted_run_resumes_without_duplicates(
     assert len(after) == 4  # one receipt per batch: nothing applied twice
     assert sum(r["created"] for r in after) == 4000
     assert all(r["updated"] == 0 and r["unchanged"] == 0 for r in after)
-    assert done.stdout.count("(already applied: replayed)") == len(before)
+    # The batches acknowledged before the kill (and one in flight, if the server finished it)
+    # come back as their first receipts.
+    replayed = done.stdout.count("(already applied: replayed)")
+    assert len(before) <= replayed <= len(before) + 1
+    assert {r["batch"] for r in before} <= {r["batch"] for r in after}
     assert "received 4000, created " in done.stdout.splitlines()[-1]
 
 
