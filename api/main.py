@@ -52,7 +52,6 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     app.state.responses = ResponseCache()
-    heads = head_revisions()
     install_error_handlers(app)
 
     def openapi() -> dict[str, Any]:
@@ -73,29 +72,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     ):
         app.include_router(router)
 
-    @app.get("/healthz", tags=["health"], operation_id="healthz")
-    def healthz() -> Response:
-        """The process is up."""
-        return json_response({"status": "ok"})
-
-    @app.get(
-        "/readyz",
-        tags=["health"],
-        operation_id="readyz",
-        responses={503: problem_response_doc("The store is unreachable or not migrated")},
-    )
-    def readyz() -> Response:
-        """The store is reachable and its schema is at the head migration (503 otherwise,
-        with the reason in `detail`): put this behind the load balancer's health check."""
-        try:
-            with app.state.session_factory() as session:
-                problem = schema_problem(session.connection(), heads)
-        except Exception as exc:
-            log.warning("readyz: store unreachable: %s", exc)
-            return api_error_response(ServiceUnavailable("The data store is unreachable."))
-        if problem is not None:
-            return api_error_response(ServiceUnavailable(problem))
-        return json_response({"status": "ready"})
+    install_health(app)
 
     app.add_middleware(CsvSuffixMiddleware)
     app.add_middleware(HeadMiddleware)
@@ -122,6 +99,35 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         ],
     )
     return app
+
+
+def install_health(app: FastAPI) -> None:
+    """``/healthz`` (the process is up) and ``/readyz`` (the store is usable by this code)."""
+    heads = head_revisions()
+
+    @app.get("/healthz", tags=["health"], operation_id="healthz")
+    def healthz() -> Response:
+        """The process is up."""
+        return json_response({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        operation_id="readyz",
+        responses={503: problem_response_doc("The store is unreachable or not migrated")},
+    )
+    def readyz() -> Response:
+        """The store is reachable and its schema is at the head migration (503 otherwise,
+        with the reason in `detail`): put this behind the load balancer's health check."""
+        try:
+            with app.state.session_factory() as session:
+                problem = schema_problem(session.connection(), heads)
+        except Exception as exc:
+            log.warning("readyz: store unreachable: %s", exc)
+            return api_error_response(ServiceUnavailable("The data store is unreachable."))
+        if problem is not None:
+            return api_error_response(ServiceUnavailable(problem))
+        return json_response({"status": "ready"})
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:
