@@ -198,12 +198,24 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
     budget = connection_budget(
         settings.database_url, args.workers, settings.db_pool_size, settings.db_max_overflow
     )
-    for warning in budget:
+    for warning in [*budget, *_store_warnings(settings.database_url)]:
         print(f"cityscore: warning: {warning}", file=sys.stderr)
     uvicorn.run(
         "api.asgi:app", host=args.host, port=args.port, workers=args.workers, proxy_headers=True
     )
     return 0
+
+
+def _store_warnings(url: str) -> list[str]:
+    """Why /readyz will answer 503, said once at start (serving goes on: the store may be
+    migrated or come up later)."""
+    try:
+        open_store(url).dispose()
+    except CommandError as exc:
+        return [f"{exc}; /readyz answers 503 until then"]
+    except Exception as exc:
+        return [f"the store is unreachable ({type(exc).__name__}); /readyz answers 503"]
+    return []
 
 
 def _demo(session: Any, args: argparse.Namespace, settings: Any) -> int:

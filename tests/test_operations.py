@@ -209,3 +209,22 @@ def test_pool_settings_reach_the_engine(postgresql_url: str) -> None:
     pool: Any = app.state.engine.pool
     assert (pool.size(), pool._max_overflow, pool._timeout) == (3, 2, 1.5)
     app.state.engine.dispose()
+
+
+def test_serve_says_at_start_why_the_store_is_not_ready(scratch_url: str, tmp_path: Path) -> None:
+    from api.cli import _store_warnings
+
+    if scratch_url.startswith("sqlite"):
+        (missing,) = _store_warnings(f"sqlite:///{tmp_path}/none/cityscore.db")
+        assert missing.startswith("no database at ") and missing.endswith("until then")
+        assert not (tmp_path / "none").exists()
+    else:
+        (down,) = _store_warnings("postgresql+psycopg://nobody@127.0.0.1:1/none")
+        assert down.startswith("the store is unreachable (OperationalError)")
+    engine = make_engine(scratch_url)
+    engine.connect().close()
+    (behind,) = _store_warnings(scratch_url)
+    assert "not migrated" in behind
+    migrate.upgrade(engine)
+    engine.dispose()
+    assert _store_warnings(scratch_url) == []
