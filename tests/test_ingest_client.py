@@ -250,6 +250,15 @@ def test_ingest_a_csv_file_in_batches_and_rerun_it(live: tuple[str, str], tmp_pa
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("(already applied: replayed)") == 3
     assert len(receipts(url, key)) == 3  # no new batches
+    piped = subprocess.run(
+        [str(CLI), "ingest", "-", "--url", url, "--key", key, "--batch-rows", "1000"],
+        input=path.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.count("(already applied: replayed)") == 3  # stdin: the same batches
 
     dry = ingest(url, key, path, "--batch-rows", "1000", "--dry-run")
     assert dry.returncode == 0 and "3 of 3 batch(es) validated (dry run)" in dry.stdout
