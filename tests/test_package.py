@@ -44,8 +44,18 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert any(n.startswith("db/migrations/versions/") for n in names), names
     assert not any(n.startswith(("alembic/", "tests/")) for n in names)
     venv = work / "venv"
-    _run(sys.executable, "-m", "venv", venv, cwd=work)
-    _run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", wheel, cwd=work)
+    # No pip inside the scratch venv: this pip installs into it (quicker, same result).
+    _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=work)
+    _run(
+        *pip,
+        "--python",
+        venv / "bin" / "python",
+        "install",
+        "--quiet",
+        "--no-compile",
+        wheel,
+        cwd=work,
+    )
     yield venv
 
 
@@ -58,7 +68,8 @@ def test_the_wheel_migrates_and_serves_from_a_scratch_directory(
     env = {"DATABASE_URL": scratch_url, "RATE_LIMIT_ENABLED": "false", "PYTHONPATH": ""}
     where = _run(python, "-c", "import api, db.migrate as m; print(api.__file__)", cwd=scratch)
     assert where.strip().startswith(str(wheel_venv)), where  # not the checkout
-    dev_tools = _run(python, "-m", "pip", "list", cwd=scratch)
+    dev_tools = _run(sys.executable, "-m", "pip", "--python", python, "list", cwd=scratch)
+    assert "fastapi" in dev_tools
     assert "pytest" not in dev_tools and "ruff" not in dev_tools  # runtime dependencies only
 
     out = _run(cli, "db", "upgrade", cwd=scratch, env=env)
