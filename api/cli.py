@@ -143,11 +143,10 @@ def _add_keys(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from api.settings import get_settings
-
-    settings = get_settings()
     try:
-        return _run(args, settings)
+        from api.settings import get_settings
+
+        return _run(args, get_settings())
     except Exception as exc:  # one-line reason, non-zero exit
         from api.errors import APIError
         from api.ingest.chunks import FileProblem
