@@ -4,23 +4,35 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+HASH := $(shell cksum < pyproject.toml | cut -d' ' -f1)
+# Two installs in the same .venv: the runtime dependencies alone (make run) and with the dev
+# tools (make test, lint, openapi). Each stamp is named after pyproject.toml's checksum.
+RUN_STAMP := $(VENV)/.installed-run-$(HASH)
+DEV_STAMP := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: install run test lint fuzz openapi bench clean
+.PHONY: install install-run run test lint fuzz openapi bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e .
+	rm -f $(VENV)/.installed-run-* && touch $(RUN_STAMP)
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# The published DCAT-US 1.1 JSON Schemas (tests only), from GSA's own package; its
 	# dependencies are pinned far in the past and not needed to read the schema files.
 	$(BIN)/python -m pip install --quiet --no-deps 'ckanext-datajson==0.1.29'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+	rm -f $(VENV)/.installed-* && touch $(DEV_STAMP) $(RUN_STAMP)
 
-install: $(STAMP)
+install: $(DEV_STAMP)
 
-run: install
+install-run: $(RUN_STAMP)
+
+run: install-run
 	$(BIN)/cityscore db upgrade
 	$(BIN)/cityscore demo --if-empty
 	$(BIN)/cityscore serve --host $(HOST) --port $(PORT)

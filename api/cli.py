@@ -1,139 +1,284 @@
-"""The ``cityscore`` command: serve, migrate, load the demo, manage API keys."""
+"""The ``cityscore`` command: serve, migrate, load the demo, manage API keys, push a file."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
 
 import orjson
 
 
-def _upgrade(url: str) -> None:
-    from pathlib import Path
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help text with every option's default (none shown for flags and unset options)."""
 
-    from alembic.config import Config
-
-    from alembic import command
-
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "alembic.ini").exists():  # installed as a package: use the working directory
-        root = Path.cwd()
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("script_location", str(root / "alembic"))
-    config.attributes["url"] = url
-    command.upgrade(config, "head")
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cityscore", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+class CommandError(Exception):
+    """A one-line reason for a non-zero exit."""
 
-    serve = sub.add_parser("serve", help="serve the API (never loads or changes data)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
 
-    db = sub.add_parser("db", help="database schema")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("upgrade", help="apply every migration")
+def package_version() -> str:
+    try:
+        return metadata.version("cityscore-api")
+    except metadata.PackageNotFoundError:  # running from a checkout that is not installed
+        return "unknown"
 
-    demo = sub.add_parser("demo", help="load Boston's catalogue and synthetic values")
-    demo.add_argument("--years", type=int, default=3)
-    demo.add_argument("--metrics", type=int, default=23)
+
+def log_database(url: str) -> None:
+    from db.migrate import describe
+
+    print(f"cityscore: database {describe(url)}", file=sys.stderr)
+
+
+def open_store(url: str) -> Any:
+    """An engine on an existing, migrated store; CommandError (never a new empty file) else."""
+    from sqlalchemy.engine import make_url
+
+    from db.migrate import describe, schema_problem
+    from db.session import is_sqlite, make_engine
+
+    if is_sqlite(url):
+        from pathlib import Path
+
+        database = make_url(url).database
+        if database and database != ":memory:" and not Path(database).exists():
+            raise CommandError(
+                f"no database at {Path(database).resolve()} ({describe(url)}): run "
+                "`cityscore db upgrade` to create it, or set DATABASE_URL"
+            )
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        problem = schema_problem(conn)
+    if problem is not None:
+        engine.dispose()
+        raise CommandError(problem)
+    return engine
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cityscore",
+        description=__doc__,
+        epilog="Settings come from the environment (DATABASE_URL, CITY_TIMEZONE, ...): see "
+        "the README. Every command that touches the store says which one on stderr.",
+        formatter_class=Formatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {package_version()} (API v1)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve", help="serve the API (never loads or changes data)", formatter_class=Formatter
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        help="server processes; each keeps its own DB pool (DB_POOL_SIZE + DB_MAX_OVERFLOW)",
+    )
+
+    db = sub.add_parser("db", help="database schema", formatter_class=Formatter)
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_sub.add_parser(
+        "upgrade",
+        help="apply every migration (safe to run from several replicas at once)",
+        formatter_class=Formatter,
+    )
+
+    demo = sub.add_parser(
+        "demo", help="load Boston's catalogue and synthetic values", formatter_class=Formatter
+    )
+    demo.add_argument("--years", type=int, default=3, help="years of synthetic daily values")
+    demo.add_argument("--metrics", type=int, default=23, help="how many metrics to load")
     demo.add_argument("--if-empty", action="store_true", help="do nothing if data exists")
 
-    keys = sub.add_parser("keys", help="API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create a key and print it once")
+    _add_keys(sub)
+    from api.ingest.client import add_arguments
+
+    ingest = sub.add_parser(
+        "ingest",
+        help="push a CSV or JSON file of values to a server, in batches",
+        description="Push a CSV or JSON file of daily values to POST /v1/ingest/values, split "
+        "into batches under the server's limits. Each batch carries an Idempotency-Key derived "
+        "from its content, so rerunning after a crash resumes without duplicates. Progress on "
+        "stderr, receipts on stdout; exit 0 only when every batch was accepted.",
+        formatter_class=Formatter,
+    )
+    add_arguments(ingest)
+    return parser
+
+
+def _add_keys(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="API keys", formatter_class=Formatter)
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    create = keys_sub.add_parser(
+        "create", help="create a key and print it once", formatter_class=Formatter
+    )
     who = create.add_mutually_exclusive_group(required=True)
     who.add_argument("--department", help="department slug the key may write for")
     who.add_argument("--admin", action="store_true", help="an analytics-team key")
-    create.add_argument("--name", required=True)
-    lst = keys_sub.add_parser("list", help="list keys (never the secrets)")
-    lst.add_argument("--json", action="store_true")
-    rev = keys_sub.add_parser("revoke", help="revoke a key at once")
-    rev.add_argument("id", type=int)
+    create.add_argument("--name", required=True, help="who or what uses the key")
+    lst = keys_sub.add_parser(
+        "list", help="list keys (never the secrets)", formatter_class=Formatter
+    )
+    lst.add_argument(
+        "--json",
+        action="store_true",
+        help="a JSON array [{id, name, department, admin, created_at, revoked_at}]",
+    )
+    rev = keys_sub.add_parser("revoke", help="revoke a key at once", formatter_class=Formatter)
+    rev.add_argument("id", type=int, help="the key's id (see `keys list`)")
 
-    args = parser.parse_args(argv)
-    from api.settings import get_settings
 
-    settings = get_settings()
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        return _run(args, settings)
+        from api.settings import get_settings
+
+        return _run(args, get_settings())
     except Exception as exc:  # one-line reason, non-zero exit
         from api.errors import APIError
+        from api.ingest.chunks import FileProblem
 
-        reason = exc.detail if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}"
+        reason = exc.detail if isinstance(exc, APIError) else str(exc)
+        if not isinstance(exc, APIError | CommandError | FileProblem):
+            reason = f"{type(exc).__name__}: {exc}"
         print(f"cityscore: error: {reason}".splitlines()[0], file=sys.stderr)
         return 1
 
 
-def _run(args: argparse.Namespace, settings: object) -> int:
-    from api.settings import Settings
+def _run(args: argparse.Namespace, settings: Any) -> int:
+    if args.command == "ingest":
+        from api.ingest.client import run
 
-    assert isinstance(settings, Settings)
+        return run(args)
+    log_database(settings.database_url)
     if args.command == "serve":
-        import uvicorn
-
-        uvicorn.run(
-            "api.asgi:app",
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            proxy_headers=True,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-        )
-        return 0
+        return _serve(args, settings)
     if args.command == "db":
-        _upgrade(settings.database_url)
+        from db.migrate import upgrade
+        from db.session import make_engine
+
+        engine = make_engine(settings.database_url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
         print("database is at the latest schema")
         return 0
+    from db.session import session_factory
 
-    from db.session import make_engine, session_factory
+    engine = open_store(settings.database_url)
+    try:
+        with session_factory(engine)() as session:
+            if args.command == "demo":
+                return _demo(session, args, settings)
+            return _keys(session, args)
+    finally:
+        engine.dispose()
 
-    engine = make_engine(settings.database_url)
-    factory = session_factory(engine)
-    with factory() as session:
-        if args.command == "demo":
-            from api.demo import service as demo_service
 
-            if args.if_empty and not demo_service.is_empty(session):
-                print("database already has data; demo not loaded")
-                return 0
-            summary = demo_service.load(
-                session, years=args.years, metrics=args.metrics, today=settings.today()
-            )
-            session.commit()
-            print(summary)
-            return 0
-        from api.keys import service as keys_service
+def _serve(args: argparse.Namespace, settings: Any) -> int:
+    import uvicorn
 
-        if args.keys_command == "create":
-            key, token = keys_service.create(
-                session, name=args.name, department=args.department, admin=args.admin
-            )
-            session.commit()
-            scope = "admin" if args.admin else f"department {args.department}"
-            print(f"created key {key.id} ({scope}); store it now, it is not shown again:")
-            print(token)
-            return 0
-        if args.keys_command == "list":
-            rows = keys_service.list_keys(session)
-            if args.json:
-                print(orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z).decode())
-            else:
-                for r in rows:
-                    scope = "admin" if r["admin"] else r["department"]
-                    state = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "active"
-                    print(f"{r['id']}\t{r['name']}\t{scope}\t{state}")
-            return 0
-        if args.keys_command == "revoke":
-            key = keys_service.revoke(session, args.id)
-            session.commit()
-            print(f"revoked key {key.id}")
-            return 0
-    return 2
+    from db.session import connection_budget
+
+    budget = connection_budget(
+        settings.database_url, args.workers, settings.db_pool_size, settings.db_max_overflow
+    )
+    for warning in [*budget, *_store_warnings(settings.database_url)]:
+        print(f"cityscore: warning: {warning}", file=sys.stderr)
+    uvicorn.run(
+        "api.asgi:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
+    return 0
+
+
+def _store_warnings(url: str) -> list[str]:
+    """Why /readyz will answer 503, said once at start (serving goes on: the store may be
+    migrated or come up later)."""
+    try:
+        open_store(url).dispose()
+    except CommandError as exc:
+        return [f"{exc}; /readyz answers 503 until then"]
+    except Exception as exc:
+        return [f"the store is unreachable ({type(exc).__name__}); /readyz answers 503"]
+    return []
+
+
+def _demo(session: Any, args: argparse.Namespace, settings: Any) -> int:
+    from api.demo import service as demo_service
+
+    if args.if_empty and not demo_service.is_empty(session):
+        print("database already has data; demo not loaded")
+        return 0
+    summary = demo_service.load(
+        session, years=args.years, metrics=args.metrics, today=settings.today()
+    )
+    session.commit()
+    print(summary)
+    return 0
+
+
+def _keys(session: Any, args: argparse.Namespace) -> int:
+    from api.keys import service as keys_service
+
+    if args.keys_command == "create":
+        key, token = keys_service.create(
+            session, name=args.name, department=args.department, admin=args.admin
+        )
+        session.commit()
+        scope = "admin" if args.admin else f"department {args.department}"
+        print(f"created key {key.id} ({scope}); store it now, it is not shown again:")
+        print(token)
+        return 0
+    if args.keys_command == "list":
+        rows = keys_service.list_keys(session)
+        if args.json:
+            print(orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z).decode())
+        else:
+            print(format_keys(rows), end="")
+        return 0
+    key = keys_service.revoke(session, args.id)
+    session.commit()
+    print(f"revoked key {key.id}")
+    return 0
+
+
+def format_keys(rows: list[dict[str, Any]]) -> str:
+    """A table with a header; instants in UTC to the minute."""
+
+    def when(ts: Any) -> str:
+        return f"{ts:%Y-%m-%d %H:%M}Z" if ts is not None else "-"
+
+    table = [("ID", "NAME", "SCOPE", "CREATED (UTC)", "REVOKED (UTC)")]
+    for r in rows:
+        scope = "admin" if r["admin"] else f"department {r['department']}"
+        table.append((str(r["id"]), r["name"], scope, when(r["created_at"]), when(r["revoked_at"])))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    if not rows:
+        lines.append("(no keys yet: `cityscore keys create --department SLUG --name TEXT`)")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -58,7 +59,20 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_api_key(request: Request, session: SessionDep) -> ApiKey:
+# Declares the bearer scheme in OpenAPI (the Authorize button of /docs) on every operation
+# that takes a key; the header itself is checked below, with this API's own 401 messages.
+bearer_scheme = HTTPBearer(
+    scheme_name="bearer",
+    description="An API key from `cityscore keys create`: `Authorization: Bearer cs_...`.",
+    auto_error=False,
+)
+
+
+def get_api_key(
+    request: Request,
+    session: SessionDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
+) -> ApiKey:
     checked: ApiKey | None = request.scope.get("state", {}).get("api_key")
     if checked is not None:  # writes are authenticated before their body is read
         return checked

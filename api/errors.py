@@ -183,13 +183,6 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, title, slug, str(exc.detail), headers=getattr(exc, "headers", None)
         )
 
-    @app.exception_handler(PoolTimeout)
-    async def _pool_exhausted(_request: Request, exc: PoolTimeout) -> Response:
-        log.warning("connection pool exhausted: %s", exc)
-        return api_error_response(
-            ServiceUnavailable("The service is busy: every store connection is in use.")
-        )
-
     @app.exception_handler(OperationalError)
     async def _store_down(request: Request, exc: OperationalError) -> Response:
         log.warning("store unavailable: %s", exc)
@@ -198,6 +191,16 @@ def install_error_handlers(app: FastAPI) -> None:
         if router is not None and chosen is not None:  # a replica died mid-read
             router.mark_failed(chosen)
         return api_error_response(ServiceUnavailable("The data store is unavailable."))
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_request: Request, exc: PoolTimeout) -> Response:
+        # Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: overload, not a bug.
+        log.warning("connection pool exhausted: %s", exc)
+        return api_error_response(
+            ServiceUnavailable(
+                "The data store is busy; retry shortly.", headers={"Retry-After": "1"}
+            )
+        )
 
     @app.exception_handler(psycopg.DataError)
     async def _driver_data_error(_request: Request, exc: psycopg.DataError) -> Response:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy import text
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
@@ -17,7 +17,7 @@ from api.cityscore.router import router as cityscore_router
 from api.compat.install import install as install_compat
 from api.departments.router import router as departments_router
 from api.errors import ServiceUnavailable, api_error_response, install_error_handlers
-from api.http.docs import WRITE_ERRORS, component_schemas
+from api.http.docs import WRITE_ERRORS, component_schemas, problem_response_doc, tidy_parameters
 from api.http.formats import CsvSuffixMiddleware, HeadMiddleware, NulGuardMiddleware
 from api.http.guards import WriteGuard
 from api.http.ratelimit import WINDOW_SECONDS, MemoryCounter, RateLimitMiddleware, make_counter
@@ -28,10 +28,12 @@ from api.metrics.router import router as metrics_router
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
 from api.values.router import router as values_router
+from db.migrate import head_revisions, schema_problem
 from db.replicas import ReadRouter, ReadSession, read_urls
 from db.session import make_engine, session_factory
 
 VERSION = "1.0.0"
+log = logging.getLogger("cityscore")
 
 
 def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI:
@@ -50,12 +52,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     )
     engine = bind
     if engine is None:
-        pool = {
-            "pool_size": settings.db_pool_size,
-            "max_overflow": settings.db_max_overflow,
-            "pool_timeout": settings.db_pool_timeout,
-        }
-        engine = make_engine(settings.database_url, **pool)
+        engine = make_engine(settings.database_url, **settings.engine_options())
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
@@ -86,20 +83,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         app.include_router(router)
     install_compat(app)
 
-    @app.get("/healthz", tags=["health"], operation_id="healthz")
-    def healthz() -> Response:
-        """The process is up."""
-        return json_response({"status": "ok"})
-
-    @app.get("/readyz", tags=["health"], operation_id="readyz")
-    def readyz() -> Response:
-        """The store is reachable (503 otherwise)."""
-        try:
-            with app.state.session_factory() as session:
-                session.execute(text("SELECT 1"))
-        except Exception:
-            return api_error_response(ServiceUnavailable("The data store is unreachable."))
-        return json_response({"status": "ready"})
+    install_health(app)
 
     add_guards(app, settings)
     app.add_middleware(CsvSuffixMiddleware)
@@ -174,6 +158,35 @@ def add_guards(app: FastAPI, settings: Settings) -> None:
     )
 
 
+def install_health(app: FastAPI) -> None:
+    """``/healthz`` (the process is up) and ``/readyz`` (the store is usable by this code)."""
+    heads = head_revisions()
+
+    @app.get("/healthz", tags=["health"], operation_id="healthz")
+    def healthz() -> Response:
+        """The process is up."""
+        return json_response({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        operation_id="readyz",
+        responses={503: problem_response_doc("The store is unreachable or not migrated")},
+    )
+    def readyz() -> Response:
+        """The store is reachable and its schema is at the head migration (503 otherwise,
+        with the reason in `detail`): put this behind the load balancer's health check."""
+        try:
+            with app.state.session_factory() as session:
+                problem = schema_problem(session.connection(), heads)
+        except Exception as exc:
+            log.warning("readyz: store unreachable: %s", exc)
+            return api_error_response(ServiceUnavailable("The data store is unreachable."))
+        if problem is not None:
+            return api_error_response(ServiceUnavailable(problem))
+        return json_response({"status": "ready"})
+
+
 def openapi_document(app: FastAPI) -> dict[str, Any]:
     doc = get_openapi(
         title=app.title,
@@ -192,6 +205,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                     del responses["422"]
                 else:
                     responses["422"] = WRITE_ERRORS[422]
+    tidy_parameters(doc)
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     return doc

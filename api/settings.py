@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.session import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT, is_sqlite
 
 
 class Settings(BaseSettings):
@@ -23,11 +27,22 @@ class Settings(BaseSettings):
     redis_url: str = ""
     ingest_max_bytes: int = 10 * 1024 * 1024
     ingest_max_rows: int = 100_000
-    # PostgreSQL connections kept per server process (match the threadpool's 40 threads).
-    db_pool_size: int = 40
-    db_max_overflow: int = 10
-    # How long a request waits for a free store connection before it is a 503.
-    db_pool_timeout: float = 5.0
+    # PostgreSQL connections per server process: kept open, extra under load, and how long a
+    # request waits for one (seconds). workers x (pool + overflow) must fit max_connections.
+    db_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1)
+    db_max_overflow: int = Field(default=DEFAULT_MAX_OVERFLOW, ge=0)
+    db_pool_timeout: float = Field(default=DEFAULT_POOL_TIMEOUT, gt=0)
+
+    def engine_options(self) -> dict[str, Any]:
+        """Pool options for the app's engine (an in-memory SQLite keeps SQLAlchemy's own)."""
+        if is_sqlite(self.database_url) and self.database_url.rstrip("/").endswith(":memory:"):
+            return {}
+        return {
+            "pool_size": self.db_pool_size,
+            "max_overflow": self.db_max_overflow,
+            "pool_timeout": self.db_pool_timeout,
+        }
+
     # Admin writes (PUT/DELETE of departments, metrics, analyses) carry small bodies.
     admin_max_bytes: int = 1024 * 1024
     # A write body must arrive within this many seconds (408 otherwise).

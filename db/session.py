@@ -11,10 +11,17 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 WRITER_OPTION = "cityscore_writer"
 
+
+# Per-process pool defaults: 4 workers x (15 + 5) = 80 connections fit PostgreSQL's default
+# max_connections=100 (minus 3 reserved for superusers), with room for migrations and psql.
+DEFAULT_POOL_SIZE = 15
+DEFAULT_MAX_OVERFLOW = 5
+DEFAULT_POOL_TIMEOUT = 5.0
 
 WRITE_LOCK_ID = 0x43495459  # "CITY": the one advisory lock every writer takes on PostgreSQL
 
@@ -78,14 +85,44 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    # As many pooled connections as the threadpool has threads (anyio's default is 40): a
-    # smaller pool churns overflow connections, each a new PostgreSQL backend. No pre-ping
-    # (a round trip per checkout): a connection lost to a server restart fails one request
-    # with 503 and SQLAlchemy then replaces the whole pool.
-    kwargs.setdefault("pool_size", 40)
-    kwargs.setdefault("max_overflow", 10)
+    # The pool is per process: workers x (pool_size + max_overflow) must fit the server's
+    # max_connections (see connection_budget). Threads beyond the pool wait up to pool_timeout
+    # seconds for a connection (then the request is a 503). No pre-ping (a round trip per
+    # checkout): a connection lost to a server restart fails one request with 503 and
+    # SQLAlchemy then replaces the whole pool.
+    kwargs.setdefault("pool_size", DEFAULT_POOL_SIZE)
+    kwargs.setdefault("max_overflow", DEFAULT_MAX_OVERFLOW)
+    kwargs.setdefault("pool_timeout", DEFAULT_POOL_TIMEOUT)
     kwargs.setdefault("pool_recycle", 3600)
     return create_engine(url, **kwargs)
+
+
+def connection_budget(url: str, workers: int, pool_size: int, max_overflow: int) -> list[str]:
+    """Warnings when ``workers`` processes could open more connections than PostgreSQL allows.
+
+    Empty on SQLite, and when the server cannot be asked (``db upgrade`` and /readyz say why).
+    """
+    if is_sqlite(url):
+        return []
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            limit = int(conn.exec_driver_sql("SHOW max_connections").scalar_one())
+            reserved = int(conn.exec_driver_sql("SHOW superuser_reserved_connections").scalar_one())
+    except Exception:
+        return []
+    finally:
+        engine.dispose()
+    need = workers * (pool_size + max_overflow)
+    usable = limit - reserved
+    if need <= usable:
+        return []
+    return [
+        f"{workers} worker(s) x (DB_POOL_SIZE {pool_size} + DB_MAX_OVERFLOW {max_overflow}) = "
+        f"{need} connections, more than the {usable} this PostgreSQL server allows "
+        f"(max_connections {limit} - superuser_reserved_connections {reserved}); lower "
+        "DB_POOL_SIZE/DB_MAX_OVERFLOW or the workers, or raise max_connections"
+    ]
 
 
 def session_factory(bind: Any) -> Any:

@@ -27,6 +27,7 @@ from sqlmodel import Session
 from alembic import command
 from api.main import create_app
 from api.settings import Settings
+from db import migrate
 from db.session import make_engine, session_factory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,10 +48,8 @@ TABLES = (
 
 
 def alembic_config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
-    config.attributes["url"] = url
-    return config
+    """The packaged migrations (db/migrations -> alembic/), as `cityscore db upgrade` uses."""
+    return migrate.alembic_config(url)
 
 
 def _postgres_server_url(tmp: Path) -> tuple[str, Any]:
@@ -86,6 +85,23 @@ def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def sqlite_url() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         yield f"sqlite:///{tmp}/test.db"
+
+
+@pytest.fixture
+def scratch_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database of its own (not migrated), for tests that commit or migrate."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/scratch.db"
+        return
+    server = make_url(request.getfixturevalue("postgresql_url"))
+    name = f"cityscore_scratch_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 _migrated: dict[str, Engine] = {}

@@ -92,4 +92,6 @@ def test_cli_upgrade_demo_and_if_empty(tmp_path: Path) -> None:
     assert again.returncode == 0 and "not loaded" in again.stdout
     refused = run("demo")
     assert refused.returncode != 0
-    assert len(refused.stderr.strip().splitlines()) == 1
+    database, reason = refused.stderr.strip().splitlines()  # which store, then one reason
+    assert database == f"cityscore: database sqlite:///{tmp_path}/cli.db"
+    assert reason.startswith("cityscore: error: ")

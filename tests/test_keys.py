@@ -93,6 +93,11 @@ def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def reasons(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """stderr without the line saying which database the command used."""
+    return [x for x in done.stderr.splitlines() if not x.startswith("cityscore: database ")]
+
+
 def test_keys_cli_end_to_end(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
     done = cli(db, "db", "upgrade")
@@ -106,7 +111,8 @@ def test_keys_cli_end_to_end(tmp_path: Path) -> None:
     missing = cli(db, "keys", "create", "--department", "nowhere", "--name", "y")
     assert missing.returncode != 0
     assert missing.stdout == ""
-    assert len(missing.stderr.strip().splitlines()) == 1 and "nowhere" in missing.stderr
+    assert missing.stderr.splitlines()[0] == f"cityscore: database sqlite:///{db}"
+    assert len(reasons(missing)) == 1 and "nowhere" in reasons(missing)[0]
 
     with sqlite3.connect(db) as conn:
         conn.execute(
@@ -139,9 +145,16 @@ def test_keys_cli_end_to_end(tmp_path: Path) -> None:
     rows = orjson.loads(cli(db, "keys", "list", "--json").stdout)
     assert rows[0]["revoked_at"] is not None and rows[1]["revoked_at"] is None
     plain = cli(db, "keys", "list")
-    assert plain.returncode == 0 and "revoked" in plain.stdout.splitlines()[0]
+    assert plain.returncode == 0
+    header, first, second = plain.stdout.splitlines()
+    assert header.split() == ["ID", "NAME", "SCOPE", "CREATED", "(UTC)", "REVOKED", "(UTC)"]
+    today = f"{dt.datetime.now(dt.UTC):%Y-%m-%d}"
+    assert first.split()[:3] == ["1", "x", "admin"] and first.count(today) == 2
+    assert first.split()[-1].endswith("Z")
+    assert second.split()[:4] == ["2", "nightly", "department", "311"]
+    assert second.count(today) == 1 and second.endswith("-")
 
     unknown = cli(db, "keys", "revoke", "99")
-    assert unknown.returncode != 0 and len(unknown.stderr.strip().splitlines()) == 1
+    assert unknown.returncode != 0 and len(reasons(unknown)) == 1
     bad = cli(db, "keys", "revoke", "one")
     assert bad.returncode != 0

@@ -8,19 +8,25 @@ from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
-from api.http.params import parse_search
-from api.schemas import SLUG_PATTERN
+from api.http.params import PAGED, parse_search
+from api.schemas import ANALYSIS_SLUG, SLUG_PATTERN
 
 router = APIRouter(prefix="/v1/analyses", tags=["analyses"], responses=READ_ERRORS)
 
 
-@router.get("", response_model=AnalysisList, operation_id="listAnalyses", responses=CSV_CONTENT)
+@router.get(
+    "",
+    response_model=AnalysisList,
+    operation_id="listAnalyses",
+    responses=CSV_CONTENT,
+    dependencies=PAGED,
+)
 def list_analyses(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     department: str | None = Query(None, description="Department slug"),
-    tag: str | None = Query(None),
+    tag: str | None = Query(None, description="Only analyses with this tag"),
     q: str | None = Query(None, description="Text in title, summary or body"),
 ) -> Response:
     """Published analyses, newest first."""
@@ -30,7 +36,9 @@ def list_analyses(
 
 
 @router.get("/{slug}", response_model=AnalysisOut, operation_id="getAnalysis")
-def get_analysis(request: Request, session: SessionDep, slug: str) -> Response:
+def get_analysis(
+    request: Request, session: SessionDep, slug: str = Path(description=ANALYSIS_SLUG)
+) -> Response:
     """One analysis, with `body_html` rendered from Markdown and sanitised."""
     version = changes.version(session, *service.SCOPES)
     doc = service.get(session, slug)
@@ -47,7 +55,7 @@ def put_analysis(
     session: SessionDep,
     _key: AdminKey,
     body: AnalysisIn,
-    slug: str = Path(pattern=SLUG_PATTERN, max_length=100),
+    slug: str = Path(pattern=SLUG_PATTERN, max_length=100, description=ANALYSIS_SLUG),
 ) -> Response:
     """Create or fully replace an analysis (admin key)."""
     doc, created = service.put(session, slug, body)
@@ -56,7 +64,9 @@ def put_analysis(
 
 
 @router.delete("/{slug}", status_code=204, operation_id="deleteAnalysis", responses=WRITE_ERRORS)
-def delete_analysis(session: SessionDep, _key: AdminKey, slug: str) -> Response:
+def delete_analysis(
+    session: SessionDep, _key: AdminKey, slug: str = Path(description=ANALYSIS_SLUG)
+) -> Response:
     """Delete an analysis (admin key)."""
     service.delete(session, slug)
     session.commit()

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from api.schemas import Slug
+from api.schemas import Slug, example, page_example
 
 ANALYSIS_COLUMNS = (
     "slug",
@@ -21,7 +21,18 @@ ANALYSIS_COLUMNS = (
 
 
 class AnalysisIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = example(
+        {
+            "title": "311 Call Center Improvements",
+            "summary": "How staffing changes moved the call center score.",
+            "body_markdown": "## What changed\n\nMore agents at the Monday peak.",
+            "published_on": "2026-05-01",
+            "departments": ["311"],
+            "tags": ["cityscore", "311"],
+            "metrics": ["311-call-center-performance"],
+        },
+        extra="forbid",
+    )
 
     title: str = Field(min_length=1, max_length=300)
     summary: str | None = None
@@ -46,5 +57,21 @@ class AnalysisOut(BaseModel):
 
 
 class AnalysisList(BaseModel):
+    model_config = page_example(
+        "/v1/analyses",
+        {
+            "slug": "311-call-center-improvements",
+            "title": "311 Call Center Improvements",
+            "summary": "How staffing changes moved the call center score.",
+            "body_markdown": "## What changed\n\nMore agents at the Monday peak.",
+            "body_html": "<h2>What changed</h2>\n<p>More agents at the Monday peak.</p>\n",
+            "published_on": "2026-05-01",
+            "departments": ["311"],
+            "tags": ["cityscore", "311"],
+            "metrics": ["311-call-center-performance"],
+            "updated_at": "2026-05-16T04:00:12.345678Z",
+        },
+    )
+
     data: list[AnalysisOut]
     next: str | None

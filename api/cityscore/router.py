@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from api.changes import service as changes
 from api.cityscore import publish
@@ -11,8 +11,9 @@ from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS
-from api.http.params import check_range, parse_date
+from api.http.params import CSV_FORM, PAGED, check_range, date_query, parse_date
 from api.metrics import service as metrics_service
+from api.schemas import METRIC_SLUG
 
 router = APIRouter(prefix="/v1", tags=["cityscore"], responses=READ_ERRORS)
 
@@ -35,13 +36,17 @@ def _default_range(
 
 
 @router.get(
-    "/cityscore", response_model=CityScore, operation_id="getCityScore", responses=CSV_CONTENT
+    "/cityscore",
+    response_model=CityScore,
+    operation_id="getCityScore",
+    responses=CSV_CONTENT,
+    dependencies=CSV_FORM,
 )
 def get_cityscore(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    as_of: str | None = Query(None, description="Publication date YYYY-MM-DD; default today"),
+    as_of: str | None = date_query("Publication date; default: today in the city"),
 ) -> Response:
     """CityScore as of a date: the four windows, the city's score and every metric's scores.
 
@@ -70,13 +75,14 @@ def get_cityscore(
     response_model=History,
     operation_id="getCityScoreHistory",
     responses=CSV_CONTENT,
+    dependencies=PAGED,
 )
 def get_cityscore_history(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    start: str | None = Query(None, description="First as-of date; default end - 364 days"),
-    end: str | None = Query(None, description="Last as-of date; default today"),
+    start: str | None = date_query("First as-of date, inclusive; default: end - 364 days"),
+    end: str | None = date_query("Last as-of date, inclusive; default: today"),
 ) -> Response:
     """CityScore per as-of date, one row per date: `{as_of, day, week, month, quarter}`."""
     first, last = _default_range(start, end, settings.today())
@@ -97,14 +103,15 @@ def get_cityscore_history(
     response_model=History,
     operation_id="getMetricScores",
     responses=CSV_CONTENT,
+    dependencies=PAGED,
 )
 def get_metric_scores(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    slug: str,
-    start: str | None = Query(None, description="First as-of date; default end - 364 days"),
-    end: str | None = Query(None, description="Last as-of date; default today"),
+    slug: str = Path(description=METRIC_SLUG),
+    start: str | None = date_query("First as-of date, inclusive; default: end - 364 days"),
+    end: str | None = date_query("Last as-of date, inclusive; default: today"),
 ) -> Response:
     """A metric's window scores per as-of date: `{as_of, day, week, month, quarter}`."""
     first, last = _default_range(start, end, settings.today())

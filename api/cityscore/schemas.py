@@ -4,6 +4,8 @@ import datetime as dt
 
 from pydantic import BaseModel
 
+from api.schemas import page_example
+
 
 class WindowRange(BaseModel):
     start: dt.date
@@ -58,6 +60,17 @@ class HistoryRow(BaseModel):
 
 
 class History(BaseModel):
+    model_config = page_example(
+        "/v1/cityscore/history",
+        {
+            "as_of": "2026-05-16",
+            "day": 1.0412,
+            "week": 0.9876,
+            "month": 1.0133,
+            "quarter": 1.0051,
+        },
+    )
+
     data: list[HistoryRow]
     next: str | None
 

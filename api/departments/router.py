@@ -8,13 +8,18 @@ from api.departments.schemas import DepartmentIn, DepartmentList, DepartmentOut
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
-from api.schemas import SLUG_PATTERN
+from api.http.params import PAGED
+from api.schemas import DEPARTMENT_SLUG, SLUG_PATTERN
 
 router = APIRouter(prefix="/v1/departments", tags=["departments"], responses=READ_ERRORS)
 
 
 @router.get(
-    "", response_model=DepartmentList, operation_id="listDepartments", responses=CSV_CONTENT
+    "",
+    response_model=DepartmentList,
+    operation_id="listDepartments",
+    responses=CSV_CONTENT,
+    dependencies=PAGED,
 )
 def list_departments(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """All departments, by slug. CSV with `.csv` or `Accept: text/csv`."""
@@ -25,7 +30,11 @@ def list_departments(request: Request, session: SessionDep, settings: SettingsDe
 
 
 @router.get("/{slug}", response_model=DepartmentOut, operation_id="getDepartment")
-def get_department(request: Request, session: SessionDep, slug: str) -> Response:
+def get_department(
+    request: Request,
+    session: SessionDep,
+    slug: str = Path(description=DEPARTMENT_SLUG),
+) -> Response:
     """One department."""
     version = changes.version(session, *service.SCOPES)
     dept = service.get(session, slug)
@@ -42,7 +51,7 @@ def put_department(
     session: SessionDep,
     _key: AdminKey,
     body: DepartmentIn,
-    slug: str = Path(pattern=SLUG_PATTERN, max_length=100),
+    slug: str = Path(pattern=SLUG_PATTERN, max_length=100, description=DEPARTMENT_SLUG),
 ) -> Response:
     """Create or fully replace a department (admin key)."""
     dept, created = service.put(session, slug, body)

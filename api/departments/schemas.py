@@ -2,13 +2,23 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from api.schemas import example, page_example
 
 DEPARTMENT_COLUMNS = ("slug", "name", "cabinet", "description", "url", "updated_at")
 
 
 class DepartmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = example(
+        {
+            "name": "311 Customer Service",
+            "cabinet": "Operations",
+            "description": "BOS:311 takes service requests from residents.",
+            "url": "https://www.boston.gov/departments/311",
+        },
+        extra="forbid",
+    )
 
     name: str = Field(min_length=1, max_length=200)
     cabinet: str | None = Field(default=None, max_length=200)
@@ -26,5 +36,17 @@ class DepartmentOut(BaseModel):
 
 
 class DepartmentList(BaseModel):
+    model_config = page_example(
+        "/v1/departments",
+        {
+            "slug": "311",
+            "name": "311 Customer Service",
+            "cabinet": "Operations",
+            "description": "BOS:311 takes service requests from residents.",
+            "url": "https://www.boston.gov/departments/311",
+            "updated_at": "2026-05-16T04:00:12.345678Z",
+        },
+    )
+
     data: list[DepartmentOut]
     next: str | None

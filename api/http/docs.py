@@ -60,3 +60,20 @@ CSV_CONTENT: dict[int | str, dict[str, Any]] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
+
+
+def tidy_parameters(doc: dict[str, Any]) -> None:
+    """An optional parameter is documented by its type alone: ``anyOf [T, null]`` becomes T
+    (leaving a parameter out is how a client sends "no value"), so generated clients and /docs
+    show `string`/`date` instead of a union."""
+    for path in doc.get("paths", {}).values():
+        for operation in path.values():
+            for param in operation.get("parameters", []):
+                schema = param.get("schema", {})
+                options = schema.get("anyOf")
+                if param.get("required") or not options:
+                    continue
+                kept = [o for o in options if o.get("type") != "null"]
+                if len(kept) == 1 and len(kept) < len(options):
+                    del schema["anyOf"]
+                    schema.update(kept[0])

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query
 
 from api.errors import BadRequest
+from api.http.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Windows and baselines reach back up to 50 years and forward a few months; dates outside
@@ -73,3 +78,84 @@ def parse_search(raw: str | None) -> str | None:
     if len(raw) > MAX_SEARCH:
         raise BadRequest(f"q may be at most {MAX_SEARCH} characters; got {len(raw)}.")
     return raw
+
+
+# --- declared query parameters ---------------------------------------------------------------
+# Handlers read paging and formats through the strict parsers above (400 with a clear message,
+# never FastAPI's 422), so these are declared as optional strings for validation and carry
+# their real JSON Schema for the OpenAPI document only.
+
+
+def _documented_as(**schema: Any) -> Callable[[dict[str, Any]], None]:
+    def replace(generated: dict[str, Any]) -> None:
+        generated.clear()
+        generated.update(schema)
+
+    return replace
+
+
+_DATE = _documented_as(type="string", format="date")
+
+
+def date_query(description: str) -> Any:
+    """An optional ``YYYY-MM-DD`` query parameter (read with ``parse_date``)."""
+    return Query(None, description=description, json_schema_extra=_DATE)
+
+
+def date_path(description: str) -> Any:
+    """A ``YYYY-MM-DD`` path parameter (read with ``parse_date``)."""
+    return Path(description=description, json_schema_extra=_DATE)
+
+
+def instant_query(description: str) -> Any:
+    """An optional RFC 3339 instant query parameter (read with ``parse_instant``)."""
+    return Query(
+        None,
+        description=description,
+        json_schema_extra=_documented_as(type="string", format="date-time"),
+    )
+
+
+def bool_query(description: str) -> Any:
+    """An optional ``true``/``false`` query parameter (read with ``parse_bool``)."""
+    return Query(None, description=description, json_schema_extra=_documented_as(type="boolean"))
+
+
+LimitParam = Annotated[
+    str | None,
+    Query(
+        description=f"Rows per JSON page: default {DEFAULT_LIMIT}, at most {MAX_LIMIT} (more is "
+        "a 400, never a silent clamp). CSV ignores it and streams every row.",
+        json_schema_extra=_documented_as(
+            type="integer", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT
+        ),
+    ),
+]
+CursorParam = Annotated[
+    str | None,
+    Query(
+        description="Opaque cursor from the previous page's `next` link (bound to its query).",
+        json_schema_extra=_documented_as(type="string"),
+    ),
+]
+BomParam = Annotated[
+    str | None,
+    Query(
+        description="CSV only: `true` starts the file with a UTF-8 byte order mark (for Excel).",
+        json_schema_extra=_documented_as(type="boolean", default=False),
+    ),
+]
+
+
+def _paged(limit: LimitParam = None, cursor: CursorParam = None, bom: BomParam = None) -> None:
+    """Declares the parameters every collection reads through ``respond.collection``."""
+
+
+def _bom_only(bom: BomParam = None) -> None:
+    """Declares ``bom`` for documents that also have a CSV form."""
+
+
+# ``dependencies=`` of a route: PAGED on collections (JSON pages and CSV), CSV_FORM on
+# single documents with a CSV twin.
+PAGED = [Depends(_paged)]
+CSV_FORM = [Depends(_bom_only)]

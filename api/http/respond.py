@@ -179,6 +179,35 @@ def collection(
     return Response(content, media_type="application/json", headers=headers)
 
 
+def private_collection(request: Request, listing: Listing, *, base_url: str = "") -> Response:
+    """One JSON page of a collection that depends on the caller's key: keyset-paged like
+    ``collection``, but never cached (``Cache-Control: private, no-store``) and JSON only."""
+    if request.scope.get("state", {}).get("csv_suffix"):
+        raise NotFound("This collection has no CSV form; drop the .csv suffix.")
+    fingerprint = query_fingerprint(request)
+    limit = parse_limit(request.query_params.get("limit"))
+    after = None
+    raw_cursor = request.query_params.get("cursor")
+    if raw_cursor is not None:
+        key = decode_cursor(raw_cursor, fingerprint, listing.key_width)
+        try:
+            after = listing.parse_key(key)
+        except (ValueError, TypeError):
+            raise BadRequest("cursor is malformed.") from None
+    rows = list(listing.fetch(after, limit + 1))
+    headers = {"Cache-Control": "private, no-store"}
+    next_url = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        cursor = encode_cursor(listing.key_of(rows[-1]), fingerprint)
+        next_url = _next_url(request, cursor, base_url)
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    data = [dict(zip(listing.columns, row, strict=True)) for row in rows]
+    return Response(
+        _json({"data": data, "next": next_url}), media_type="application/json", headers=headers
+    )
+
+
 def document(
     request: Request,
     version: Version,

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from api.deps import DepartmentKey, SessionDep, SettingsDep
 from api.errors import BadRequest, PayloadTooLarge
 from api.http.docs import READ_ERRORS, WRITE_ERRORS, problem_response_doc
-from api.http.respond import json_response
-from api.ingest import service
+from api.http.params import CursorParam, LimitParam
+from api.http.respond import json_response, private_collection
+from api.ingest import receipts, service
 from api.ingest.parse import media_type
-from api.ingest.schemas import REQUEST_BODY, BatchReceipt, IngestReceipt
+from api.ingest.schemas import REQUEST_BODY, BatchList, BatchReceipt, IngestReceipt
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -106,6 +107,26 @@ def ingest_values(
 
 
 @router.get(
+    "/ingest/batches",
+    response_model=BatchList,
+    operation_id="listIngestBatches",
+    responses={**READ_ERRORS, 401: WRITE_ERRORS[401]},
+)
+def list_ingest_batches(
+    request: Request,
+    session: SessionDep,
+    key: DepartmentKey,
+    settings: SettingsDep,
+    limit: LimitParam = None,
+    cursor: CursorParam = None,
+) -> Response:
+    """The key's department's batch receipts, newest first (every batch for an admin key),
+    in the row shape of `GET /v1/ingest/batches/{batch_id}`. JSON only; never cached."""
+    listing = receipts.listing(session, key)
+    return private_collection(request, listing, base_url=settings.public_base_url)
+
+
+@router.get(
     "/ingest/batches/{batch_id}",
     response_model=BatchReceipt,
     operation_id="getIngestBatch",
@@ -114,7 +135,7 @@ def ingest_values(
 def get_ingest_batch(
     session: SessionDep,
     key: DepartmentKey,
-    batch_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    batch_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="The receipt's `batch` number")],
 ) -> Response:
     """A batch's receipt, for a key of the same department or an admin key (else 404)."""
     return json_response(service.get_batch(session, key, batch_id))

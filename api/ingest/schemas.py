@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 RECORD_FIELDS = ("metric", "date", "value", "numerator", "denominator", "deleted")
 CSV_REQUIRED = ("metric", "date", "value", "numerator", "denominator")
@@ -24,6 +24,8 @@ class IngestReceipt(BaseModel):
 
 
 class BatchReceipt(BaseModel):
+    """A stored batch's receipt (``department`` null for an admin key's batch)."""
+
     batch: int
     received: int
     created: int
@@ -32,6 +34,36 @@ class BatchReceipt(BaseModel):
     deleted: int
     department: str | None
     created_at: dt.datetime
+
+
+RECEIPT_EXAMPLE: dict[str, Any] = {
+    "batch": 42,
+    "received": 3,
+    "created": 2,
+    "updated": 1,
+    "unchanged": 0,
+    "deleted": 0,
+    "department": "311",
+    "created_at": "2026-05-16T04:00:12.345678Z",
+}
+
+
+class BatchList(BaseModel):
+    """A page of receipts, newest first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": [RECEIPT_EXAMPLE],
+                    "next": "https://data.city.gov/v1/ingest/batches?limit=1&cursor=WzQyXQ",
+                }
+            ]
+        }
+    )
+
+    data: list[BatchReceipt]
+    next: str | None
 
 
 _NUMBER = {"type": "number", "minimum": 0}
@@ -75,7 +107,22 @@ REQUEST_BODY: dict[str, Any] = {
         "column; empty cell = absent; a UTF-8 BOM is stripped)."
     ),
     "content": {
-        "application/json": {"schema": {"type": "array", "items": RECORD_SCHEMA}},
-        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {
+            "schema": {"type": "array", "items": RECORD_SCHEMA},
+            "example": [
+                {
+                    "metric": "311-call-center-performance",
+                    "date": "2026-05-15",
+                    "numerator": 741,
+                    "denominator": 788,
+                },
+                {"metric": "311-call-center-performance", "date": "2026-05-14", "deleted": True},
+            ],
+        },
+        "text/csv": {
+            "schema": {"type": "string"},
+            "example": "metric,date,value,numerator,denominator\r\n"
+            "311-call-center-performance,2026-05-15,,741,788\r\n",
+        },
     },
 }

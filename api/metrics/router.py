@@ -7,21 +7,27 @@ from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
-from api.http.params import parse_bool, parse_search
+from api.http.params import PAGED, bool_query, parse_bool, parse_search
 from api.metrics import service
 from api.metrics.schemas import MetricIn, MetricList, MetricOut
-from api.schemas import SLUG_PATTERN
+from api.schemas import METRIC_SLUG, SLUG_PATTERN
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"], responses=READ_ERRORS)
 
 
-@router.get("", response_model=MetricList, operation_id="listMetrics", responses=CSV_CONTENT)
+@router.get(
+    "",
+    response_model=MetricList,
+    operation_id="listMetrics",
+    responses=CSV_CONTENT,
+    dependencies=PAGED,
+)
 def list_metrics(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     department: str | None = Query(None, description="Department slug"),
-    in_cityscore: str | None = Query(None, description="true or false"),
+    in_cityscore: str | None = bool_query("Only metrics in (true) or out of (false) CityScore"),
     q: str | None = Query(None, description="Text in slug, name or description"),
 ) -> Response:
     """The metric catalogue, by slug. `target` is the target in force today."""
@@ -38,7 +44,12 @@ def list_metrics(
 
 
 @router.get("/{slug}", response_model=MetricOut, operation_id="getMetric")
-def get_metric(request: Request, session: SessionDep, settings: SettingsDep, slug: str) -> Response:
+def get_metric(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    slug: str = Path(description=METRIC_SLUG),
+) -> Response:
     """One metric with its targets over time and Boston's metric_logic."""
     today = settings.today()
     # The target shown is the one in force today.
@@ -60,7 +71,11 @@ def put_metric(
     settings: SettingsDep,
     _key: AdminKey,
     body: MetricIn,
-    slug: str = Path(pattern=SLUG_PATTERN, max_length=100),
+    slug: str = Path(
+        pattern=SLUG_PATTERN,
+        max_length=100,
+        description=METRIC_SLUG,
+    ),
 ) -> Response:
     """Create or fully replace a metric (admin key); its scores are recomputed before the answer."""
     doc, created = service.put(session, slug, body, settings.today())

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.schemas import FiniteFloat, Slug
+from api.schemas import FiniteFloat, Slug, example, page_example
 
 Direction = Literal["higher_is_better", "lower_is_better"]
 Aggregation = Literal["pooled_ratio", "median", "mean", "mean_of_ratios", "sum"]
@@ -38,7 +38,20 @@ class TargetIn(BaseModel):
 
 
 class MetricIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = example(
+        {
+            "name": "311 Call Center Performance",
+            "description": "Share of calls answered within 30 seconds.",
+            "department": "311",
+            "unit": "share of calls",
+            "direction": "higher_is_better",
+            "aggregation": "pooled_ratio",
+            "reference": "target",
+            "targets": [{"effective_from": "2016-01-01", "value": 0.95}],
+            "in_cityscore": True,
+        },
+        extra="forbid",
+    )
 
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
@@ -88,5 +101,26 @@ class MetricOut(BaseModel):
 
 
 class MetricList(BaseModel):
+    model_config = page_example(
+        "/v1/metrics",
+        {
+            "slug": "311-call-center-performance",
+            "name": "311 Call Center Performance",
+            "description": "Share of calls answered within 30 seconds.",
+            "department": "311",
+            "unit": "share of calls",
+            "direction": "higher_is_better",
+            "aggregation": "pooled_ratio",
+            "reference": "target",
+            "target": 0.95,
+            "targets": [{"effective_from": "2016-01-01", "value": 0.95}],
+            "baseline_years": 10,
+            "in_cityscore": True,
+            "metric_logic": "sum(numerator_value)/sum(denominator_value)/target",
+            "source_url": None,
+            "updated_at": "2026-05-16T04:00:12.345678Z",
+        },
+    )
+
     data: list[MetricOut]
     next: str | None

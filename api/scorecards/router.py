@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from api.changes import service as changes
 from api.departments import service as departments_service
@@ -8,7 +8,8 @@ from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS
-from api.http.params import parse_date
+from api.http.params import PAGED, date_query, parse_date
+from api.schemas import DEPARTMENT_SLUG
 from api.scorecards import service
 from api.scorecards.schemas import Scorecard, ScorecardList
 
@@ -16,12 +17,18 @@ router = APIRouter(prefix="/v1/scorecards", tags=["scorecards"], responses=READ_
 SCOPES = ("departments", "scores")
 
 
-@router.get("", response_model=ScorecardList, operation_id="listScorecards", responses=CSV_CONTENT)
+@router.get(
+    "",
+    response_model=ScorecardList,
+    operation_id="listScorecards",
+    responses=CSV_CONTENT,
+    dependencies=PAGED,
+)
 def list_scorecards(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    as_of: str | None = Query(None, description="Publication date YYYY-MM-DD; default today"),
+    as_of: str | None = date_query("Publication date; default: today in the city"),
 ) -> Response:
     """One row per department: its score per window (all its metrics) and how many metrics
     are below target this week."""
@@ -43,8 +50,8 @@ def get_scorecard(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    department: str,
-    as_of: str | None = Query(None, description="Publication date YYYY-MM-DD; default today"),
+    department: str = Path(description=DEPARTMENT_SLUG),
+    as_of: str | None = date_query("Publication date; default: today in the city"),
 ) -> Response:
     """A department's scorecard: its score, and per metric the window scores, latest value,
     target, status (from the week score) and the last 12 weekly scores."""

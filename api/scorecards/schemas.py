@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from api.cityscore.schemas import WindowScores
+from api.schemas import page_example
 
 SCORECARD_COLUMNS = (
     "department",
@@ -35,6 +36,22 @@ class ScorecardRow(BaseModel):
 
 
 class ScorecardList(BaseModel):
+    model_config = page_example(
+        "/v1/scorecards",
+        {
+            "department": "311",
+            "name": "311 Customer Service",
+            "cabinet": "Operations",
+            "as_of": "2026-05-16",
+            "metrics": 1,
+            "day": 1.041944964,
+            "week": 1.032246958,
+            "month": 0.992346962,
+            "quarter": 0.991979191,
+            "below_target": 0,
+        },
+    )
+
     data: list[ScorecardRow]
     next: str | None
 

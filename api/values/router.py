@@ -1,29 +1,44 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.changes import service as changes
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS
-from api.http.params import check_range, parse_date, parse_instant
+from api.http.params import (
+    PAGED,
+    check_range,
+    date_path,
+    date_query,
+    instant_query,
+    parse_date,
+    parse_instant,
+)
+from api.schemas import METRIC_SLUG
 from api.values import service
 from api.values.schemas import PeriodList, RevisionList, ValueList
 
 router = APIRouter(prefix="/v1", tags=["values"], responses=READ_ERRORS)
 
 
-@router.get("/values", response_model=ValueList, operation_id="listValues", responses=CSV_CONTENT)
+@router.get(
+    "/values",
+    response_model=ValueList,
+    operation_id="listValues",
+    responses=CSV_CONTENT,
+    dependencies=PAGED,
+)
 def list_values(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     metric: str | None = Query(None, description="Metric slug"),
     department: str | None = Query(None, description="Department slug"),
-    start: str | None = Query(None, description="First date, inclusive (YYYY-MM-DD)"),
-    end: str | None = Query(None, description="Last date, inclusive (YYYY-MM-DD)"),
-    updated_since: str | None = Query(
-        None, description="RFC 3339 instant, exclusive; includes deletions as deleted: true"
+    start: str | None = date_query("First date, inclusive; default: the earliest"),
+    end: str | None = date_query("Last date, inclusive; default: the latest"),
+    updated_since: str | None = instant_query(
+        "Only rows changed after this instant (exclusive), deletions as `deleted: true`"
     ),
 ) -> Response:
     """Bulk daily values of every metric, in (metric, date) order.
@@ -52,15 +67,20 @@ def list_values(
     response_model=PeriodList,
     operation_id="getMetricValues",
     responses=CSV_CONTENT,
+    dependencies=PAGED,
 )
 def get_metric_values(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    slug: str,
-    start: str | None = Query(None, description="First date, inclusive"),
-    end: str | None = Query(None, description="Last date, inclusive"),
-    interval: str = Query("day", description="day, week, month, quarter or year"),
+    slug: str = Path(description=METRIC_SLUG),
+    start: str | None = date_query("First date, inclusive; default: the earliest"),
+    end: str | None = date_query("Last date, inclusive; default: the latest"),
+    interval: str = Query(
+        "day",
+        description="Calendar period per row: day, week (Monday-Sunday), month, quarter, year",
+        json_schema_extra={"enum": ["day", "week", "month", "quarter", "year"]},
+    ),
 ) -> Response:
     """One metric's values per calendar period, aggregated by the metric's own aggregation
     (ratios are pooled: sum(numerator)/sum(denominator), never a mean of daily ratios)."""
@@ -79,9 +99,14 @@ def get_metric_values(
     response_model=RevisionList,
     operation_id="getValueRevisions",
     responses=CSV_CONTENT,
+    dependencies=PAGED,
 )
 def get_value_revisions(
-    request: Request, session: SessionDep, settings: SettingsDep, slug: str, date: str
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    slug: str = Path(description=METRIC_SLUG),
+    date: str = date_path("The day, YYYY-MM-DD"),
 ) -> Response:
     """Every version of one daily value, oldest first (`current: true` marks the live one)."""
     day = parse_date("date", date)

@@ -4,6 +4,8 @@ import datetime as dt
 
 from pydantic import BaseModel
 
+from api.schemas import page_example
+
 VALUE_COLUMNS = (
     "metric",
     "department",
@@ -41,6 +43,19 @@ class ValueRow(BaseModel):
 
 
 class ValueList(BaseModel):
+    model_config = page_example(
+        "/v1/values",
+        {
+            "metric": "311-call-center-performance",
+            "date": "2026-05-15",
+            "value": 0.940355329949239,
+            "numerator": 741.0,
+            "denominator": 788.0,
+            "deleted": False,
+            "updated_at": "2026-05-16T04:00:12.345678Z",
+        },
+    )
+
     data: list[ValueRow]
     next: str | None
 
@@ -56,6 +71,18 @@ class PeriodRow(BaseModel):
 
 
 class PeriodList(BaseModel):
+    model_config = page_example(
+        "/v1/metrics/311-call-center-performance/values",
+        {
+            "start": "2026-05-04",
+            "end": "2026-05-10",
+            "value": 0.931602879878742,
+            "numerator": 4917.0,
+            "denominator": 5278.0,
+            "days": 7,
+        },
+    )
+
     data: list[PeriodRow]
     next: str | None
 
@@ -73,5 +100,20 @@ class RevisionRow(BaseModel):
 
 
 class RevisionList(BaseModel):
+    model_config = page_example(
+        "/v1/metrics/311-call-center-performance/values/2026-05-15/revisions",
+        {
+            "metric": "311-call-center-performance",
+            "date": "2026-05-15",
+            "value": 0.940355329949239,
+            "numerator": 741.0,
+            "denominator": 788.0,
+            "deleted": False,
+            "batch": 42,
+            "recorded_at": "2026-05-16T04:00:12.345678Z",
+            "current": True,
+        },
+    )
+
     data: list[RevisionRow]
     next: str | None

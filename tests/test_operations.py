@@ -1,0 +1,230 @@
+"""For operators: readiness, migrations from anywhere and in parallel, which database a
+command uses, the CLI's help, and the connection budget. Every store test on both stores."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.cli import build_parser, format_keys
+from api.main import create_app
+from api.settings import Settings
+from db import migrate
+from db.session import connection_budget, make_engine
+
+CLI = Path(sys.executable).parent / "cityscore"
+
+
+def cli(cwd: Path, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if url is not None:
+        env["DATABASE_URL"] = url
+    return subprocess.run(
+        [str(CLI), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+# --- /readyz ---------------------------------------------------------------------------------
+
+
+def test_readyz_is_503_when_the_schema_is_behind_head(client: TestClient, connection: Any) -> None:
+    assert client.get("/readyz").status_code == 200
+    connection.execute(text("UPDATE alembic_version SET version_num = '0000_older'"))
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    assert r.headers["content-type"] == "application/problem+json"
+    detail = r.json()["detail"]
+    assert "0000_older" in detail and "cityscore db upgrade" in detail
+    assert all(head in detail for head in migrate.head_revisions())
+
+
+def test_readyz_is_503_on_a_store_that_was_never_migrated(scratch_url: str) -> None:
+    app = create_app(Settings(database_url=scratch_url, rate_limit_enabled=False))
+    with TestClient(app) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503
+        assert "not migrated" in r.json()["detail"]
+        assert c.get("/healthz").status_code == 200
+    app.state.engine.dispose()
+    migrate.upgrade(make_engine(scratch_url))
+    app = create_app(Settings(database_url=scratch_url, rate_limit_enabled=False))
+    with TestClient(app) as c:
+        assert c.get("/readyz").json() == {"status": "ready"}
+    app.state.engine.dispose()
+
+
+def test_readyz_is_503_when_the_sqlite_file_cannot_be_opened(tmp_path: Path) -> None:
+    (tmp_path / "a-directory.db").mkdir()
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/a-directory.db")
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503
+        assert r.json()["detail"] == "The data store is unreachable."
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+
+def test_concurrent_upgrades_on_a_fresh_database_all_succeed(
+    scratch_url: str, tmp_path: Path
+) -> None:
+    """Replicas starting together: four `cityscore db upgrade` processes at the same moment."""
+    env = {**os.environ, "DATABASE_URL": scratch_url}
+    procs = [
+        subprocess.Popen(
+            [str(CLI), "db", "upgrade"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    outcomes = [(p.wait(120), p.stderr.read() if p.stderr else "") for p in procs]
+    assert [code for code, _ in outcomes] == [0, 0, 0, 0], outcomes
+    engine = make_engine(scratch_url)
+    with engine.connect() as conn:
+        assert migrate.schema_problem(conn) is None
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    engine.dispose()
+
+
+def test_db_upgrade_works_from_any_directory_and_names_the_database(
+    scratch_url: str, tmp_path: Path
+) -> None:
+    done = cli(tmp_path, "db", "upgrade", url=scratch_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == f"cityscore: database {migrate.describe(scratch_url)}"
+    assert not (tmp_path / "data").exists()
+    listed = cli(tmp_path, "keys", "list", url=scratch_url)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("ID  NAME")
+
+
+def test_the_password_is_masked_in_logs() -> None:
+    shown = migrate.describe("postgresql+psycopg://app:s3cr3t@db.internal:5432/cityscore")
+    assert shown == "postgresql+psycopg://app:***@db.internal:5432/cityscore"
+
+
+def test_keys_list_without_a_database_creates_nothing(tmp_path: Path) -> None:
+    done = cli(tmp_path, "keys", "list")
+    assert done.returncode == 1
+    reason = done.stderr.splitlines()[-1]
+    assert reason.startswith("cityscore: error: no database at ")
+    assert "cityscore db upgrade" in reason and str(tmp_path / "data" / "cityscore.db") in reason
+    assert not (tmp_path / "data").exists()
+
+
+def test_commands_refuse_a_store_that_is_not_migrated(scratch_url: str, tmp_path: Path) -> None:
+    if scratch_url.startswith("sqlite"):
+        make_engine(scratch_url).connect().close()  # an empty file, as another tool might leave
+    done = cli(tmp_path, "keys", "list", url=scratch_url)
+    assert done.returncode == 1
+    assert "not migrated" in done.stderr.splitlines()[-1]
+
+
+# --- the CLI's surface -----------------------------------------------------------------------
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _parsers(sub)
+    return found
+
+
+def test_every_option_has_help_and_shows_its_default() -> None:
+    for parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
+                continue
+            assert action.help, f"{parser.prog} {action.dest} has no help"
+            if action.default not in (None, False, argparse.SUPPRESS):
+                shown = f"(default: {action.default})"
+                assert shown in " ".join(parser.format_help().split()), action.dest
+    serve_help = next(p for p in _parsers(build_parser()) if p.prog.endswith("serve"))
+    assert "(default: 8000)" in serve_help.format_help()
+
+
+def test_version(tmp_path: Path) -> None:
+    done = cli(tmp_path, "--version")
+    assert done.returncode == 0
+    assert done.stdout.startswith("cityscore 0.1.0")
+
+
+def test_keys_table_has_a_header_and_dates() -> None:
+    rows = [
+        {
+            "id": 1,
+            "name": "nightly",
+            "department": "311",
+            "admin": False,
+            "created_at": dt.datetime(2026, 5, 1, 4, 5, 6),
+            "revoked_at": None,
+        }
+    ]
+    assert format_keys(rows).splitlines() == [
+        "ID  NAME     SCOPE           CREATED (UTC)      REVOKED (UTC)",
+        "1   nightly  department 311  2026-05-01 04:05Z  -",
+    ]
+    assert "no keys yet" in format_keys([])
+
+
+# --- the connection budget -------------------------------------------------------------------
+
+
+def test_connection_budget_warns_when_workers_exceed_max_connections(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue(f"{backend}_url")
+    assert connection_budget(url, 1, 15, 5) == []
+    warnings = connection_budget(url, 1000, 15, 5)
+    if backend == "sqlite":
+        assert warnings == []
+    else:
+        (warning,) = warnings
+        assert "1000 worker(s) x (DB_POOL_SIZE 15 + DB_MAX_OVERFLOW 5) = 20000" in warning
+        assert "max_connections" in warning
+
+
+def test_default_pool_lets_four_workers_fit_postgresql_defaults() -> None:
+    settings = Settings(database_url="postgresql+psycopg://x@127.0.0.1/x")
+    options = settings.engine_options()
+    assert 4 * (options["pool_size"] + options["max_overflow"]) <= 100 - 3
+    assert Settings(database_url="sqlite://").engine_options() == {}
+
+
+def test_pool_settings_reach_the_engine(postgresql_url: str) -> None:
+    settings = Settings(
+        database_url=postgresql_url, db_pool_size=3, db_max_overflow=2, db_pool_timeout=1.5
+    )
+    app = create_app(settings)
+    pool: Any = app.state.engine.pool
+    assert (pool.size(), pool._max_overflow, pool._timeout) == (3, 2, 1.5)
+    app.state.engine.dispose()
+
+
+def test_serve_says_at_start_why_the_store_is_not_ready(scratch_url: str, tmp_path: Path) -> None:
+    from api.cli import _store_warnings
+
+    if scratch_url.startswith("sqlite"):
+        (missing,) = _store_warnings(f"sqlite:///{tmp_path}/none/cityscore.db")
+        assert missing.startswith("no database at ") and missing.endswith("until then")
+        assert not (tmp_path / "none").exists()
+    else:
+        (down,) = _store_warnings("postgresql+psycopg://nobody@127.0.0.1:1/none")
+        assert down.startswith("the store is unreachable (OperationalError)")
+    engine = make_engine(scratch_url)
+    engine.connect().close()
+    (behind,) = _store_warnings(scratch_url)
+    assert "not migrated" in behind
+    migrate.upgrade(engine)
+    engine.dispose()
+    assert _store_warnings(scratch_url) == []
