@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from db.session import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT, is_sqlite
 
@@ -35,7 +36,11 @@ class Settings(BaseSettings):
 
     def engine_options(self) -> dict[str, Any]:
         """Pool options for the app's engine (an in-memory SQLite keeps SQLAlchemy's own)."""
-        if is_sqlite(self.database_url) and self.database_url.rstrip("/").endswith(":memory:"):
+        if is_sqlite(self.database_url) and make_url(self.database_url).database in (
+            None,
+            "",
+            ":memory:",
+        ):
             return {}
         return {
             "pool_size": self.db_pool_size,

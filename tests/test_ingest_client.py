@@ -337,6 +337,6 @@ def test_a_foreign_metric_or_a_bad_key_stops_the_run(live: tuple[str, str], tmp_
     assert "stopped: This key may only write its own department's metrics" in done.stderr
     assert done.stdout.count("FAILED") == 1  # the later batches were not sent
     done = ingest(url, "cs_wrong", path)
-    assert done.returncode == 1 and "invalid or revoked" in done.stderr
+    assert done.returncode == 1 and "invalid, expired or revoked" in done.stderr
     missing = ingest(url, key, tmp_path / "nope.csv")
     assert missing.returncode == 1 and "no such file" in missing.stderr

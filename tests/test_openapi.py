@@ -83,7 +83,9 @@ def test_collections_declare_limit_cursor_and_bom() -> None:
                 "maximum": 10000,
                 "title": "Limit",
             }
-        if "text/csv" in op["responses"].get("200", {}).get("content", {}):
+        # SODA's /resource/*.csv follows Socrata's parameters (a "bom" there is a column filter).
+        csv_form = "text/csv" in op["responses"].get("200", {}).get("content", {})
+        if csv_form and not path.startswith("/resource/"):
             assert "bom" in names, f"{method} {path}: a CSV form needs bom (CSV_FORM or PAGED)"
     assert collections >= 10
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from api.compat.ckan import service
 from api.compat.ckan.resources import BY_ID
@@ -20,6 +20,8 @@ from api.compat.ckan.search import MAX_LIMIT, CkanError
 from api.compat.seek import seek_cache
 from api.deps import SessionDep, SettingsDep
 from api.http.csv import csv_lines
+from api.http.params import CSV_FORM
+from api.http.respond import csv_stream
 
 router = APIRouter(tags=["compat: CKAN"])
 
@@ -105,7 +107,12 @@ POST_BODY = {
     "requestBody": {
         "required": False,
         "description": "The action's parameters as a JSON object (what ckanapi sends)",
-        "content": {"application/json": {"schema": {"type": "object"}}},
+        "content": {
+            "application/json": {
+                "schema": {"type": "object"},
+                "example": {"resource_id": "daily-values", "limit": 5},
+            }
+        },
     }
 }
 ERROR_DOC = {
@@ -215,6 +222,7 @@ def unknown_action(action: str) -> Response:
     operation_id="ckanDatastoreDump",
     tags=["compat: CKAN"],
     responses={404: ERROR_DOC, 200: {"content": {"text/csv": {}}, "description": "CSV"}},
+    dependencies=CSV_FORM,
 )
 def datastore_dump(
     request: Request,
@@ -228,6 +236,5 @@ def datastore_dump(
         raise CkanError(404, "Not Found Error", "Resource was not found.")
     rows = service.dump_rows(session, settings, resource, seek_cache(request.app.state))
     headers = {"Content-Disposition": f'attachment; filename="{resource_id}.csv"'}
-    return StreamingResponse(
-        csv_lines(resource.field_ids(), rows), media_type="text/csv; charset=utf-8", headers=headers
-    )
+    # Spooled off the store like every other download (a slow client holds no connection).
+    return csv_stream(request, csv_lines(resource.field_ids(), rows), headers)
