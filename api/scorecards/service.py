@@ -23,10 +23,51 @@ V = MetricValue.__table__  # type: ignore[attr-defined]
 TREND_WEEKS = 12
 
 
-def status(week_score: float | None) -> str:
+STATUSES = ("above_target", "below_target", "not_scored", "no_data")
+
+
+def status(week_score: float | None, has_data: bool = False) -> str:
+    """A metric's status from its week score: ``not_scored`` when the week has data but no
+    score (zero events against a historical average, a missing target), ``no_data`` when the
+    week has no value at all."""
     if week_score is None:
-        return "no_data"
+        return "not_scored" if has_data else "no_data"
     return "above_target" if week_score >= 1 else "below_target"
+
+
+def with_week_data(session: Session, metric_ids: list[int], as_of: dt.date) -> set[int]:
+    """The metrics with at least one live value in the week window as of ``as_of``."""
+    if not metric_ids:
+        return set()
+    week = windows_as_of(as_of)["week"]
+    return set(
+        session.execute(
+            select(V.c.metric_id)
+            .where(
+                and_(
+                    V.c.metric_id.in_(metric_ids),
+                    ~V.c.deleted,
+                    V.c.date.between(week.start, week.end),
+                )
+            )
+            .group_by(V.c.metric_id)
+        ).scalars()
+    )
+
+
+def week_starts(as_of: dt.date, weeks: int = TREND_WEEKS) -> list[dt.date]:
+    """The Mondays of the ``weeks`` complete weeks before ``as_of``, oldest first."""
+    last_week = windows_as_of(as_of)["week"].start
+    return [last_week - dt.timedelta(days=7 * k) for k in range(weeks - 1, -1, -1)]
+
+
+def trend(
+    session: Session, metric_id: int, as_of: dt.date, weeks: int = TREND_WEEKS
+) -> list[tuple[dt.date, float | None]]:
+    """A metric's week scores for the ``weeks`` complete weeks before ``as_of``."""
+    starts = week_starts(as_of, weeks)
+    scores = scores_service.weekly_scores(session, metric_id, starts)
+    return [(w, scores[w]) for w in starts]
 
 
 def listing(session: Session, as_of: dt.date) -> Listing:
@@ -74,9 +115,9 @@ def scorecard(session: Session, slug: str, as_of: dt.date) -> dict[str, Any]:
     ).all()
     ids = [m.id for m in metrics]
     scores = scores_service.scores_for(session, ids, as_of)
+    week_data = with_week_data(session, ids, as_of)
     specs = scores_service.load_specs(session, ids)
-    last_week = windows_as_of(as_of)["week"].start
-    week_starts = [last_week - dt.timedelta(days=7 * k) for k in range(TREND_WEEKS - 1, -1, -1)]
+    starts = week_starts(as_of)
     latest_dates = dict(
         session.execute(
             select(V.c.metric_id, func.max(V.c.date))
@@ -93,7 +134,7 @@ def scorecard(session: Session, slug: str, as_of: dt.date) -> dict[str, Any]:
     out = []
     for m in metrics:
         s = scores[m.id]
-        trend = scores_service.weekly_scores(session, m.id, week_starts)
+        trend = scores_service.weekly_scores(session, m.id, starts)
         out.append(
             {
                 "metric": m.slug,
@@ -101,8 +142,8 @@ def scorecard(session: Session, slug: str, as_of: dt.date) -> dict[str, Any]:
                 "target": specs[m.id].target_on(as_of),
                 "latest": latest.get(m.id),
                 **{w: s[w].score for w in WINDOW_NAMES},
-                "status": status(s["week"].score),
-                "trend": [{"week_start": w, "score": trend[w]} for w in week_starts],
+                "status": status(s["week"].score, m.id in week_data),
+                "trend": [{"week_start": w, "score": trend[w]} for w in starts],
             }
         )
     return {
@@ -113,3 +154,22 @@ def scorecard(session: Session, slug: str, as_of: dt.date) -> dict[str, Any]:
         "score": {w: mean_score([scores[m.id][w].score for m in metrics]) for w in WINDOW_NAMES},
         "metrics": out,
     }
+
+
+def scorecard_csv_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """A scorecard document as CSV rows, one per metric (``SCORECARD_CSV_COLUMNS``)."""
+    out = []
+    for m in doc["metrics"]:
+        latest = m["latest"] or {}
+        out.append(
+            (
+                m["metric"],
+                m["name"],
+                m["target"],
+                latest.get("date"),
+                latest.get("value"),
+                *(m[w] for w in WINDOW_NAMES),
+                m["status"],
+            )
+        )
+    return out
