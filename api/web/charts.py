@@ -53,6 +53,18 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
+def value_ticks(values: Sequence[float]) -> list[float]:
+    """Ticks for a value axis: from 0 when the data sit near it (counts, shares), else zoomed
+    in on the data so a trend around a target stays visible."""
+    if not values:
+        return [0.0, 0.5, 1.0]
+    low, high = min(values), max(values)
+    span = high - low or abs(high) * 0.1 or 1.0
+    if low >= 0 and low < span:
+        return nice_ticks(0.0, high + span * 0.05)
+    return nice_ticks(low - span * 0.1, high + span * 0.1)
+
+
 def _points(
     values: Sequence[Number], xs: Sequence[float], y: Callable[[float], float]
 ) -> list[list[str]]:
@@ -185,7 +197,7 @@ def line_chart(
     target_label: str = "target",
     y_label: str = "",
     x_label: str = "",
-    width: int = 720,
+    width: int = 880,
     height: int = 300,
 ) -> str:
     """A line chart of ``lines`` over ``x_labels`` with a dashed target line (one value per x;
@@ -193,9 +205,7 @@ def line_chart(
     text; a legend names the series when there is more than one."""
     finite = [v for ln in lines for v in ln.values if v is not None and math.isfinite(v)]
     targets = [v for v in (target or []) if v is not None and math.isfinite(v)]
-    everything = finite + targets
-    high = max(everything) if everything else 1.0
-    ticks = nice_ticks(min([0.0, *everything]), high * 1.05 if high > 0 else 1.0)
+    ticks = value_ticks(finite + targets)
     frame = _Frame(64, 16, width - 64 - 110, height - 16 - 60, ticks)
     xs = frame.xs(len(x_labels)) if x_labels else []
     parts = [_head(ident, title, desc, width, height, "chart")]

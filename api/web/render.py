@@ -37,7 +37,12 @@ def score(value: float | None) -> str:
     """A score for display: three decimals (the data keeps full precision)."""
     if value is None or not math.isfinite(value):
         return "—"
-    return f"{value:.3f}"
+    text = f"{value:.3f}"
+    digits = 3
+    while value < 1 and text.startswith("1.") and digits < 9:  # never round up to "on target"
+        digits += 1
+        text = f"{value:.{digits}f}"
+    return text
 
 
 def number(value: float | None, digits: int = 3) -> str:

@@ -8,6 +8,7 @@ ReDoc's bundle draws a logo from its vendor's CDN; the served copy points it at 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from functools import lru_cache
 from importlib import resources
 
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from api.errors import NotFound
 from api.http import respond
 from api.http.caching import Version
+from api.http.security import csp
 from api.web import render
 
 router = APIRouter()
@@ -27,6 +29,10 @@ VENDOR_FILES = {
 }
 REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 LOCAL_LOGO = b"/static/redoc-logo.svg"
+# The bundle's style loader adds its CSS before Redoc.init() could hand it the nonce; let it
+# read the nonce that /static/redoc-nonce.js publishes first.
+STYLE_LOADER = b'var t=r.nc;t&&e.setAttribute("nonce",t)'
+STYLE_LOADER_NONCE = b'var t=r.nc||self.REDOC_STYLE_NONCE;t&&e.setAttribute("nonce",t)'
 
 
 @lru_cache(maxsize=len(VENDOR_FILES))
@@ -34,7 +40,7 @@ def vendor_file(name: str) -> tuple[bytes, str]:
     """The file's bytes (ReDoc's with the local logo) and a content hash for its ETag."""
     body = resources.files("fastapi_offline").joinpath("static", name).read_bytes()
     if name == "redoc.standalone.js":
-        body = body.replace(REDOC_CDN_LOGO, LOCAL_LOGO)
+        body = body.replace(REDOC_CDN_LOGO, LOCAL_LOGO).replace(STYLE_LOADER, STYLE_LOADER_NONCE)
     return body, hashlib.sha256(body).hexdigest()[:32]
 
 
@@ -53,4 +59,9 @@ def swagger_ui(request: Request) -> Response:
 
 @router.get("/redoc")
 def redoc(request: Request) -> Response:
-    return render.page(request, render.STATIC_VERSION, "redoc.html", lambda: {})
+    """ReDoc injects its styles as <style> elements: they carry a fresh nonce, which the
+    page's CSP allows (so the page is never cached: each answer has its own nonce)."""
+    nonce = secrets.token_urlsafe(16)
+    body = render.render(request, "redoc.html", {"nonce": nonce})
+    headers = {"Cache-Control": "no-store", "Content-Security-Policy": csp(style_nonce=nonce)}
+    return Response(body, media_type=render.HTML_MEDIA_TYPE, headers=headers)

@@ -53,6 +53,10 @@ def value_range(interval: str, day: dt.date) -> tuple[dt.date, dt.date]:
     return first, windows["month"].end
 
 
+def _day(value: dt.date | str) -> dt.date:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def target_on(targets: list[dict[str, Any]], day: dt.date) -> float | None:
     found = None
     for t in targets:
@@ -68,6 +72,8 @@ def _values(session: Any, metric: dict[str, Any], interval: str, day: dt.date) -
         session, metric_id, aggregation, metric["slug"], start=start, end=end, interval=interval
     )
     rows = [dict(zip(listing.columns, r, strict=True)) for r in listing.fetch(None, None)]
+    for r in rows:  # daily rows may come straight from the driver with dates as text
+        r["start"], r["end"] = _day(r["start"]), _day(r["end"])
     labels = [
         r["start"].isoformat() if interval == "day" else r["start"].strftime("%b %d %Y")
         for r in rows
