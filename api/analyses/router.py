@@ -32,7 +32,12 @@ def list_analyses(
     ".atom",
     operation_id="getAnalysesFeed",
     response_class=Response,
-    responses={200: {"description": "Atom 1.0 feed", "content": {atom.ATOM_MEDIA_TYPE: {}}}},
+    responses={
+        200: {
+            "description": "Atom 1.0 feed",
+            "content": {atom.ATOM_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        }
+    },
 )
 def get_analyses_feed(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """Every published analysis as an Atom 1.0 feed (RFC 4287), newest first."""

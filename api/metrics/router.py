@@ -58,7 +58,12 @@ SVG_MEDIA_TYPE = "image/svg+xml"
     "/{slug}/sparkline.svg",
     operation_id="getMetricSparkline",
     response_class=Response,
-    responses={200: {"description": "An SVG image", "content": {SVG_MEDIA_TYPE: {}}}},
+    responses={
+        200: {
+            "description": "An SVG image",
+            "content": {SVG_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        }
+    },
 )
 def get_metric_sparkline(
     request: Request,

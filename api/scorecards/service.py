@@ -108,7 +108,11 @@ def listing(session: Session, as_of: dt.date) -> Listing:
     )
 
 
-def scorecard(session: Session, slug: str, as_of: dt.date) -> dict[str, Any]:
+def scorecard(
+    session: Session, slug: str, as_of: dt.date, *, trend_weeks: int = TREND_WEEKS
+) -> dict[str, Any]:
+    """A department's scorecard document (``trend_weeks=0``: without the weekly trend, for
+    callers that do not show it)."""
     dept = departments_service.get(session, slug)
     metrics = session.execute(
         select(M.c.id, M.c.slug, M.c.name).where(M.c.department_id == dept.id).order_by(M.c.slug)
@@ -117,7 +121,7 @@ def scorecard(session: Session, slug: str, as_of: dt.date) -> dict[str, Any]:
     scores = scores_service.scores_for(session, ids, as_of)
     week_data = with_week_data(session, ids, as_of)
     specs = scores_service.load_specs(session, ids)
-    starts = week_starts(as_of)
+    starts = week_starts(as_of, trend_weeks) if trend_weeks else []
     latest_dates = dict(
         session.execute(
             select(V.c.metric_id, func.max(V.c.date))
@@ -134,7 +138,7 @@ def scorecard(session: Session, slug: str, as_of: dt.date) -> dict[str, Any]:
     out = []
     for m in metrics:
         s = scores[m.id]
-        trend = scores_service.weekly_scores(session, m.id, starts)
+        trend = scores_service.weekly_scores(session, m.id, starts) if starts else {}
         out.append(
             {
                 "metric": m.slug,

@@ -269,6 +269,15 @@ def test_axe_finds_no_violations_and_screenshots(
         w.page.context.close()
 
 
+def test_axe_does_report_violations(tab: Watched) -> None:
+    """The check above can fail: on a page with known faults axe-core names them."""
+    tab.page.set_content('<html><body><img src="data:,"><a href="/x"></a></body></html>')
+    tab.page.evaluate(axe_source())
+    result = tab.page.evaluate("axe.run(document)")
+    found = {v["id"] for v in result["violations"]}
+    assert {"image-alt", "html-has-lang", "link-name"} <= found
+
+
 def test_weekly_report_prints_to_pdf(sqlite_site: Site, tab: Watched) -> None:
     from pypdf import PdfReader
 
