@@ -174,14 +174,13 @@ def _target(frame: _Frame, xs: Sequence[float], target: Sequence[Number], label:
 
 
 def _legend(frame: _Frame, lines: Sequence[Line]) -> str:
+    """One row above the plot: a sample of each series' line and its name."""
     parts = []
-    lx = frame.left + frame.width + 6
     for k, line in enumerate(lines):
-        ly = frame.top + 14 + k * 18
+        lx = frame.left + k * 110
         parts.append(
-            f'<line class="line {line.css}" x1="{lx}" x2="{lx + 22}" y1="{ly - 4}" '
-            f'y2="{ly - 4}"/><text class="legend" x="{lx + 26}" y="{ly}">'
-            f"{escape(line.name)}</text>"
+            f'<line class="line {line.css}" x1="{lx}" x2="{lx + 28}" y1="10" y2="10"/>'
+            f'<text class="legend" x="{lx + 34}" y="14">{escape(line.name)}</text>'
         )
     return "".join(parts)
 
@@ -206,7 +205,8 @@ def line_chart(
     finite = [v for ln in lines for v in ln.values if v is not None and math.isfinite(v)]
     targets = [v for v in (target or []) if v is not None and math.isfinite(v)]
     ticks = value_ticks(finite + targets)
-    frame = _Frame(64, 16, width - 64 - 110, height - 16 - 60, ticks)
+    top = 30 if len(lines) > 1 else 16  # room for the legend
+    frame = _Frame(64, top, width - 64 - 110, height - top - 60, ticks)
     xs = frame.xs(len(x_labels)) if x_labels else []
     parts = [_head(ident, title, desc, width, height, "chart")]
     parts.append(_axes(frame, xs, x_labels, (y_label, x_label)))
