@@ -26,16 +26,16 @@ def scoring_in_words(metric: dict[str, Any]) -> str:
     else:
         years = metric["baseline_years"]
         against = (
-            f"the baseline: the average daily value in the same dates of up to {years} "
-            "previous years"
+            f"the baseline (the average daily value on the same dates in up to {years} "
+            "previous years)"
         )
     if higher:
-        how = f"The result is {aggregate}, divided by {against}."
+        how = f"the result ({aggregate}) is divided by {against}."
     else:
-        how = f"{against[0].upper()}{against[1:]} is divided by the result, {aggregate}."
+        how = f"{against} is divided by the result ({aggregate})."
     better = "Higher is better" if higher else "Lower is better"
     return (
-        f"{better}. For each window (day, week, month, quarter): {how} "
+        f"{better}. For each window (day, week, month, quarter), {how} "
         "A score of 1 is on target, above 1 beats it; there is no cap. A window with no data, "
         "or whose divisor is 0, has no score."
     )

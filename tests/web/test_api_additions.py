@@ -62,6 +62,9 @@ def test_scorecard_status_tells_not_scored_from_no_data(
         " Not scored</span>" in html
     )
     assert "status-no_data" in html and "status-above_target" in html
+    for slug, words in (("zero-events", "Not scored"), ("quiet", "No data"), ("bad", "Below")):
+        page = client.get(f"/metrics/{slug}?as_of={AS_OF}").text
+        assert f"</span> {words}" in page.split('id="now-heading"')[1].split("</h2>")[0], slug
 
 
 def test_scorecard_csv_is_the_json_per_metric(client: TestClient, ops: dict[str, str]) -> None:

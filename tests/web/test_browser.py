@@ -223,13 +223,16 @@ def test_only_the_widget_can_be_framed(sqlite_site: Site, tab: Watched) -> None:
 def test_docs_and_redoc_run_under_the_csp_with_local_assets(
     sqlite_site: Site, tab: Watched
 ) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     goto(tab, sqlite_site, "/docs")
     tab.page.wait_for_selector(".opblock-tag", timeout=20000)
     assert tab.page.locator(".opblock").count() > 10
+    tab.page.screenshot(path=str(ARTIFACTS / "docs-desktop.png"))
     goto(tab, sqlite_site, "/redoc")
     tab.page.wait_for_selector("#redoc h1", timeout=20000)
     assert "CityScore API" in tab.page.inner_text("#redoc h1")
     tab.page.wait_for_timeout(500)
+    tab.page.screenshot(path=str(ARTIFACTS / "redoc-desktop.png"))
     assert tab.errors == [], tab.errors  # CSP violations are console errors
 
 

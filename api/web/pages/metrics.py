@@ -11,6 +11,7 @@ from api.cityscore import publish
 from api.deps import SessionDep, SettingsDep
 from api.errors import BadRequest
 from api.metrics import service as metrics_service
+from api.scorecards import service as scorecards_service
 from api.scoring.windows import windows_as_of
 from api.values import service as values_service
 from api.web import charts, render, words
@@ -133,12 +134,22 @@ def metric_page(
     metric = metrics_service.get_public(session, slug, day)  # 404 before any 304
 
     def context() -> dict[str, Any]:
+        scores = _scores(session, metric, day)
+        latest = scores["rows"][-1] if scores["rows"] else None
+        week_data = scorecards_service.with_week_data(
+            session, [metrics_service.metric_id(session, slug)], day
+        )
         return {
             "metric": metric,
+            "now": latest,
+            "status": scorecards_service.status(
+                latest["week"] if latest else None, bool(week_data)
+            ),
+            "windows": windows_as_of(day),
             "department": common.departments(session).get(metric["department"]),
             "explain": words.scoring_in_words(metric),
             "values": _values(session, metric, interval, day),
-            "scores": _scores(session, metric, day),
+            "scores": scores,
             "interval": interval,
             "intervals": INTERVALS,
             "as_of": day,
