@@ -134,7 +134,8 @@ def _axes(
             f'<text class="tick" x="{frame.left - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{fmt(t)}</text>"
         )
-    for i in range(0, len(xs), max(1, math.ceil(len(xs) / 6))):
+    labels = 3 if frame.width < 400 else 6  # a phone-sized chart gets fewer, wider labels
+    for i in range(0, len(xs), max(1, math.ceil(len(xs) / labels))):
         parts.append(
             f'<text class="tick" x="{xs[i]:.1f}" y="{bottom + 18}" text-anchor="middle">'
             f"{escape(x_labels[i])}</text>"
@@ -167,7 +168,7 @@ def _target(frame: _Frame, xs: Sequence[float], target: Sequence[Number], label:
         parts.append(f'<polyline class="target" points="{" ".join(points)}"/>')
     last = next(v for v in reversed(target) if v is not None)
     parts.append(
-        f'<text class="target-label" x="{frame.left + frame.width + 6}" '
+        f'<text class="target-label" x="{frame.left + frame.width + 4}" '
         f'y="{frame.y(last) + 4:.1f}">{escape(label)} {fmt(last)}</text>'
     )
     return "".join(parts)
@@ -177,7 +178,7 @@ def _legend(frame: _Frame, lines: Sequence[Line]) -> str:
     """One row above the plot: a sample of each series' line and its name."""
     parts = []
     for k, line in enumerate(lines):
-        lx = frame.left + k * 110
+        lx = frame.left + k * 100
         parts.append(
             f'<line class="line {line.css}" x1="{lx}" x2="{lx + 28}" y1="10" y2="10"/>'
             f'<text class="legend" x="{lx + 34}" y="14">{escape(line.name)}</text>'
@@ -206,7 +207,8 @@ def line_chart(
     targets = [v for v in (target or []) if v is not None and math.isfinite(v)]
     ticks = value_ticks(finite + targets)
     top = 30 if len(lines) > 1 else 16  # room for the legend
-    frame = _Frame(64, top, width - 64 - 110, height - top - 60, ticks)
+    left, right = (48, 88) if width < 600 else (64, 110)
+    frame = _Frame(left, top, width - left - right, height - top - 60, ticks)
     xs = frame.xs(len(x_labels)) if x_labels else []
     parts = [_head(ident, title, desc, width, height, "chart")]
     parts.append(_axes(frame, xs, x_labels, (y_label, x_label)))
