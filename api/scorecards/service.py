@@ -111,35 +111,56 @@ def listing(session: Session, as_of: dt.date) -> Listing:
 def scorecard(
     session: Session, slug: str, as_of: dt.date, *, trend_weeks: int = TREND_WEEKS
 ) -> dict[str, Any]:
-    """A department's scorecard document (``trend_weeks=0``: without the weekly trend, for
-    callers that do not show it)."""
-    dept = departments_service.get(session, slug)
+    """A department's scorecard document (404 for an unknown department)."""
+    departments_service.get(session, slug)
+    return scorecards(session, as_of, [slug], trend_weeks=trend_weeks)[0]
+
+
+def _latest_values(session: Session, ids: list[int], as_of: dt.date) -> dict[int, dict[str, Any]]:
+    """Each metric's last live value before ``as_of``: one query for all of them."""
+    last = (
+        select(V.c.metric_id, func.max(V.c.date).label("day"))
+        .where(and_(V.c.metric_id.in_(ids), ~V.c.deleted, V.c.date < as_of))
+        .group_by(V.c.metric_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(V.c.metric_id, V.c.date, V.c.value).join(
+            last, and_(V.c.metric_id == last.c.metric_id, V.c.date == last.c.day)
+        )
+    )
+    return {metric_id: {"date": day, "value": value} for metric_id, day, value in rows}
+
+
+def scorecards(
+    session: Session,
+    as_of: dt.date,
+    slugs: list[str] | None = None,
+    *,
+    trend_weeks: int = TREND_WEEKS,
+) -> list[dict[str, Any]]:
+    """The scorecards of these departments (all when None), by slug, with the same few
+    queries for any number of them. ``trend_weeks=0`` leaves the weekly trend out."""
+    stmt = select(D.c.id, D.c.slug, D.c.name, D.c.cabinet).order_by(D.c.slug)
+    if slugs is not None:
+        stmt = stmt.where(D.c.slug.in_(slugs))
+    depts = session.execute(stmt).all()
     metrics = session.execute(
-        select(M.c.id, M.c.slug, M.c.name).where(M.c.department_id == dept.id).order_by(M.c.slug)
+        select(M.c.id, M.c.slug, M.c.name, M.c.department_id)
+        .where(M.c.department_id.in_([d.id for d in depts]))
+        .order_by(M.c.slug)
     ).all()
     ids = [m.id for m in metrics]
     scores = scores_service.scores_for(session, ids, as_of)
     week_data = with_week_data(session, ids, as_of)
     specs = scores_service.load_specs(session, ids)
+    latest = _latest_values(session, ids, as_of) if ids else {}
     starts = week_starts(as_of, trend_weeks) if trend_weeks else []
-    latest_dates = dict(
-        session.execute(
-            select(V.c.metric_id, func.max(V.c.date))
-            .where(and_(V.c.metric_id.in_(ids), ~V.c.deleted, V.c.date < as_of))
-            .group_by(V.c.metric_id)
-        ).all()
-    )
-    latest: dict[int, dict[str, Any]] = {}
-    for metric_id, day in latest_dates.items():
-        value = session.execute(
-            select(V.c.value).where(and_(V.c.metric_id == metric_id, V.c.date == day))
-        ).scalar()
-        latest[metric_id] = {"date": day, "value": value}
-    out = []
+    rows: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for m in metrics:
         s = scores[m.id]
         trend = scores_service.weekly_scores(session, m.id, starts) if starts else {}
-        out.append(
+        rows[m.department_id].append(
             {
                 "metric": m.slug,
                 "name": m.name,
@@ -150,14 +171,17 @@ def scorecard(
                 "trend": [{"week_start": w, "score": trend[w]} for w in starts],
             }
         )
-    return {
-        "department": dept.slug,
-        "name": dept.name,
-        "cabinet": dept.cabinet,
-        "as_of": as_of,
-        "score": {w: mean_score([scores[m.id][w].score for m in metrics]) for w in WINDOW_NAMES},
-        "metrics": out,
-    }
+    return [
+        {
+            "department": d.slug,
+            "name": d.name,
+            "cabinet": d.cabinet,
+            "as_of": as_of,
+            "score": {w: mean_score([m[w] for m in rows[d.id]]) for w in WINDOW_NAMES},
+            "metrics": rows[d.id],
+        }
+        for d in depts
+    ]
 
 
 def scorecard_csv_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -48,9 +48,7 @@ def report_context(session: Any, week: dt.date) -> dict[str, Any]:
     doc = publish.cityscore_document(session, as_of)
     listing = scorecards_service.listing(session, as_of)
     rows = [dict(zip(listing.columns, r, strict=True)) for r in listing.fetch(None, None)]
-    cards = [
-        scorecards_service.scorecard(session, r["department"], as_of, trend_weeks=0) for r in rows
-    ]
+    cards = scorecards_service.scorecards(session, as_of, trend_weeks=0)
     names = {m["metric"]: m["name"] for card in cards for m in card["metrics"]}
     below = sorted(
         (
