@@ -21,6 +21,7 @@ M = Metric.__table__  # type: ignore[attr-defined]
 D = Department.__table__  # type: ignore[attr-defined]
 V = MetricValue.__table__  # type: ignore[attr-defined]
 TREND_WEEKS = 12
+RECENT_DAYS = 31
 
 
 STATUSES = ("above_target", "below_target", "not_scored", "no_data")
@@ -116,11 +117,27 @@ def scorecard(
     return scorecards(session, as_of, [slug], trend_weeks=trend_weeks)[0]
 
 
-def _latest_values(session: Session, ids: list[int], as_of: dt.date) -> dict[int, dict[str, Any]]:
-    """Each metric's last live value before ``as_of``: one query for all of them."""
+def _latest_values(
+    session: Session, ids: list[int], as_of: dt.date
+) -> dict[int, dict[str, Any]]:
+    """Each metric's last live value before ``as_of``. Most metrics reported lately, so the
+    recent days are searched first (a short range of the key); only the rest scan further."""
+    found = _latest_since(session, ids, as_of, as_of - dt.timedelta(days=RECENT_DAYS))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        found.update(_latest_since(session, missing, as_of, None))
+    return found
+
+
+def _latest_since(
+    session: Session, ids: list[int], as_of: dt.date, since: dt.date | None
+) -> dict[int, dict[str, Any]]:
+    where = and_(V.c.metric_id.in_(ids), ~V.c.deleted, V.c.date < as_of)
+    if since is not None:
+        where = and_(where, V.c.date >= since)
     last = (
         select(V.c.metric_id, func.max(V.c.date).label("day"))
-        .where(and_(V.c.metric_id.in_(ids), ~V.c.deleted, V.c.date < as_of))
+        .where(where)
         .group_by(V.c.metric_id)
         .subquery()
     )

@@ -25,6 +25,7 @@ def ops(client: TestClient, session: Session) -> dict[str, str]:
     put_metric(client, admin, "good", "ops", name="Good")  # pooled ratio, target 0.9
     put_metric(client, admin, "bad", "ops", name="Bad")
     put_metric(client, admin, "quiet", "ops", name="Quiet")  # no values at all
+    put_metric(client, admin, "stale", "ops", name="Stale")  # nothing since January
     put_metric(  # zero events against a target: target / 0 has no score
         client,
         admin,
@@ -39,6 +40,11 @@ def ops(client: TestClient, session: Session) -> dict[str, str]:
     insert_values(session, "good", [{"date": d, "numerator": 10, "denominator": 10} for d in span])
     insert_values(session, "bad", [{"date": d, "numerator": 5, "denominator": 10} for d in span])
     insert_values(session, "zero-events", [{"date": d, "value": 0.0} for d in span])
+    insert_values(
+        session,
+        "stale",
+        [{"date": d, "numerator": 1, "denominator": 2} for d in days("2026-01-01", 10)],
+    )
     return admin
 
 
@@ -51,8 +57,12 @@ def test_scorecard_status_tells_not_scored_from_no_data(
         "bad": "below_target",
         "good": "above_target",
         "quiet": "no_data",
+        "stale": "no_data",
         "zero-events": "not_scored",
     }
+    latest = {m["metric"]: m["latest"] for m in card["metrics"]}
+    assert latest["stale"] == {"date": "2026-01-10", "value": 0.5}  # found beyond recent days
+    assert latest["quiet"] is None and latest["good"] == {"date": "2026-05-15", "value": 1.0}
     zero = next(m for m in card["metrics"] if m["metric"] == "zero-events")
     assert zero["week"] is None and zero["latest"] == {"date": "2026-05-15", "value": 0.0}
     # the page says the same, in words and with a shape
