@@ -117,9 +117,7 @@ def scorecard(
     return scorecards(session, as_of, [slug], trend_weeks=trend_weeks)[0]
 
 
-def _latest_values(
-    session: Session, ids: list[int], as_of: dt.date
-) -> dict[int, dict[str, Any]]:
+def _latest_values(session: Session, ids: list[int], as_of: dt.date) -> dict[int, dict[str, Any]]:
     """Each metric's last live value before ``as_of``. Most metrics reported lately, so the
     recent days are searched first (a short range of the key); only the rest scan further."""
     found = _latest_since(session, ids, as_of, as_of - dt.timedelta(days=RECENT_DAYS))
