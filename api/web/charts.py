@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 Number = float | None
 
@@ -287,3 +288,13 @@ def trend_sparkline(
     )
     desc = f"Target 1 (dashed). {readout}." if readout else "No weeks."
     return sparkline([s for _, s in trend], ident=ident, title=title, desc=desc, width=width)
+
+
+def both_sizes(**chart: Any) -> dict[str, str]:
+    """``line_chart(**chart)`` drawn for a wide screen and for a phone (``wide``, ``narrow``;
+    the stylesheet shows one of them). The phone's drawing gets ids of its own."""
+    ident = chart.pop("ident")
+    return {
+        "wide": line_chart(ident=ident, **chart),
+        "narrow": line_chart(ident=f"{ident}-narrow", width=420, height=280, **chart),
+    }

@@ -70,14 +70,20 @@ def goto(w: Watched, site: Site, path: str, status: int = 200) -> None:
     assert response is not None and response.status == status, path
 
 
-def json_link(w: Watched, label_start: str = "") -> str:
-    """The path of the first 'JSON' download link on the page."""
+def json_links(w: Watched) -> list[str]:
+    """The paths (with queries) of the page's 'JSON' download links, in page order."""
     links: list[str] = w.page.eval_on_selector_all(
         ".downloads a", "as => as.filter(a => a.innerText === 'JSON').map(a => a.href)"
     )
     assert links, "no download link"
-    parts = urlsplit(links[0])
-    return parts.path + ("?" + parts.query if parts.query else "")
+    return [
+        urlsplit(u).path + ("?" + urlsplit(u).query if urlsplit(u).query else "") for u in links
+    ]
+
+
+def json_link(w: Watched) -> str:
+    """The path of the first 'JSON' download link on the page."""
+    return json_links(w)[0]
 
 
 # --- pages and their API twins (both stores) ----------------------------------------------
@@ -85,11 +91,17 @@ def json_link(w: Watched, label_start: str = "") -> str:
 
 def test_scoreboard_shows_the_apis_numbers(site: Site, tab: Watched) -> None:
     goto(tab, site, "/")
-    api = site.api(json_link(tab))
-    assert json_link(tab).startswith("/v1/cityscore?as_of=")
+    history_link, table_link = json_links(tab)
+    api = site.api(table_link)
+    assert table_link.startswith("/v1/cityscore?as_of=")
     cards = tab.page.eval_on_selector_all(".headline .card-score", "cs => cs.map(c => c.innerText)")
     assert cards == [shown(api["score"][w]) for w in ("day", "week", "month", "quarter")]
-    table = rows(tab, "main table tbody tr")
+    history = site.api(history_link)["data"]
+    assert history_link.startswith("/v1/cityscore/history?start=") and len(history) == 91
+    assert rows(tab, "table:has(#history-caption) tbody tr") == [
+        [h["as_of"], *(shown(h[w]) for w in ("day", "week", "month", "quarter"))] for h in history
+    ]
+    table = rows(tab, "table:has(#metrics-caption) tbody tr")
     assert len(table) == len(api["metrics"]) > 0
     for row, metric in zip(table, api["metrics"], strict=True):
         assert row[0] == metric["name"]

@@ -152,6 +152,11 @@ def test_scoreboard_and_scorecards_show_the_apis_numbers(
     for row, m in zip(table, api["metrics"], strict=True):
         assert row[3:7] == [shown(m[w]["score"]) for w in ("day", "week", "month", "quarter")]
 
+    history = client.get(f"/v1/cityscore/history?start=2026-02-15&end={AS_OF}").json()["data"]
+    assert body_rows(page, "history-caption") == [
+        [h["as_of"], *(shown(h[w]) for w in ("day", "week", "month", "quarter"))] for h in history
+    ]
+
     card = client.get(f"/v1/scorecards/311?as_of={AS_OF}").json()
     page = parse(client.get(f"/departments/311?as_of={AS_OF}").text)
     table = body_rows(page, "card-caption")

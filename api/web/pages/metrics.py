@@ -54,15 +54,6 @@ def value_range(interval: str, day: dt.date) -> tuple[dt.date, dt.date]:
     return first, windows["month"].end
 
 
-def _both_sizes(**chart: Any) -> dict[str, str]:
-    """The chart drawn for a wide screen and for a phone (CSS shows one of them)."""
-    ident = chart.pop("ident")
-    return {
-        "wide": charts.line_chart(ident=ident, **chart),
-        "narrow": charts.line_chart(ident=f"{ident}-narrow", width=420, height=280, **chart),
-    }
-
-
 def _day(value: dt.date | str) -> dt.date:
     return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
@@ -90,7 +81,7 @@ def _values(session: Any, metric: dict[str, Any], interval: str, day: dt.date) -
     ]
     target = [target_on(metric["targets"], r["end"]) for r in rows]
     unit = metric["unit"] or "value"
-    chart = _both_sizes(
+    chart = charts.both_sizes(
         ident="values-chart",
         title=f"{metric['name']}: {interval}ly values from {start} to {end}",
         desc=f"{len(rows)} {interval}s with data; "
@@ -114,7 +105,7 @@ def _scores(session: Any, metric: dict[str, Any], day: dt.date) -> dict[str, Any
     metric_id = metrics_service.metric_id(session, metric["slug"])
     listing = publish.metric_scores_listing(session, metric_id, metric["slug"], start, end)
     rows = [dict(zip(listing.columns, r, strict=True)) for r in listing.fetch(None, None)]
-    chart = _both_sizes(
+    chart = charts.both_sizes(
         ident="scores-chart",
         title=f"{metric['name']}: window scores for each as-of date from {start} to {end}",
         desc="Week (solid), month (dashed) and quarter (dotted) scores; the target is 1.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -10,10 +11,11 @@ from api.cityscore import publish
 from api.deps import SessionDep, SettingsDep
 from api.metrics import service as metrics_service
 from api.scorecards import service as scorecards_service
-from api.web import render
+from api.web import charts, render
 from api.web.pages import common
 
 router = APIRouter()
+HISTORY_DAYS = 91
 
 
 def scoreboard_context(session: Any, day: Any) -> dict[str, Any]:
@@ -27,7 +29,40 @@ def scoreboard_context(session: Any, day: Any) -> dict[str, Any]:
     counts = {s: 0 for s in render.STATUS_TEXT}
     for m in doc["metrics"]:
         counts[m["status"]] += 1
-    return {"doc": doc, "departments": common.departments(session), "counts": counts}
+    return {
+        "doc": doc,
+        "departments": common.departments(session),
+        "counts": counts,
+        "history": history(session, day),
+    }
+
+
+def history(session: Any, day: dt.date) -> dict[str, Any]:
+    """CityScore's week, month and quarter scores for the last 91 as-of dates, as a chart and
+    as the rows of ``/v1/cityscore/history`` for the same range."""
+    start = day - dt.timedelta(days=HISTORY_DAYS - 1)
+    listing = publish.history_listing(session, start, day)
+    rows = [dict(zip(listing.columns, r, strict=True)) for r in listing.fetch(None, None)]
+    chart = charts.both_sizes(
+        ident="history-chart",
+        title=f"CityScore for each as-of date from {start} to {day}",
+        desc="Week (solid), month (dashed) and quarter (dotted) CityScore; the target is 1.",
+        x_labels=[r["as_of"].isoformat() for r in rows],
+        lines=[
+            charts.Line("week", [r["week"] for r in rows], "s1"),
+            charts.Line("month", [r["month"] for r in rows], "s2"),
+            charts.Line("quarter", [r["quarter"] for r in rows], "s3"),
+        ],
+        target=[1.0] * len(rows),
+        y_label="CityScore",
+        x_label="as-of date",
+    )
+    return {
+        "rows": rows,
+        "wide": chart["wide"],
+        "narrow": chart["narrow"],
+        "params": {"start": start, "end": day},
+    }
 
 
 @router.get("/")
