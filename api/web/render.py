@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import math
 from collections.abc import Callable, Mapping
@@ -131,10 +130,3 @@ def page(
 
 
 STATIC_VERSION = Version(f"site:{SITE_REVISION}", None)
-
-
-def iso(day: dt.date | None) -> str:
-    return day.isoformat() if day else ""
-
-
-env.filters["iso"] = iso
