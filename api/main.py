@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from api import __doc__ as api_doc
 from api.analyses.router import router as analyses_router
@@ -22,12 +23,17 @@ from api.http.formats import CsvSuffixMiddleware, HeadMiddleware, NulGuardMiddle
 from api.http.guards import WriteGuard
 from api.http.ratelimit import WINDOW_SECONDS, MemoryCounter, RateLimitMiddleware, make_counter
 from api.http.respond import ResponseCache, json_response
+from api.http.security import SecurityHeadersMiddleware
 from api.ingest.router import router as ingest_router
 from api.keys import service as keys_service
 from api.metrics.router import router as metrics_router
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
 from api.values.router import router as values_router
+from api.web.errors import install_html_errors
+from api.web.render import HERE as WEB_ROOT
+from api.web.router import FRAMEABLE
+from api.web.router import router as web_router
 from db.migrate import head_revisions, schema_problem
 from db.replicas import ReadRouter, ReadSession, read_urls
 from db.session import make_engine, session_factory
@@ -47,7 +53,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         + " JSON by default; CSV with a `.csv` suffix on any collection path or "
         "`Accept: text/csv`. Errors are RFC 9457 problem+json.",
         openapi_url="/v1/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc are site pages with locally served bundles
         redoc_url=None,
     )
     engine = bind
@@ -63,6 +69,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         )
     app.state.responses = ResponseCache()
     install_error_handlers(app)
+    install_html_errors(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -79,9 +86,11 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         scorecards_router,
         analyses_router,
         ingest_router,
+        web_router,
     ):
         app.include_router(router)
     install_compat(app)
+    app.mount("/static", StaticFiles(directory=WEB_ROOT / "static"), name="static")
 
     install_health(app)
 
@@ -96,6 +105,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             writes_per_minute=settings.rate_limit_writes_per_minute,
             counter=make_counter(settings.redis_url),
         )
+    app.add_middleware(SecurityHeadersMiddleware, frameable=FRAMEABLE)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],

@@ -166,11 +166,14 @@ def committing_engine(engine: Engine) -> Iterator[Engine]:
 
 
 _outcomes: dict[str, dict[str, int]] = {b: {} for b in BACKENDS}
+_browser: dict[str, int] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
         return
+    if "browser" in report.keywords:
+        _browser[report.outcome] = _browser.get(report.outcome, 0) + 1
     for backend in BACKENDS:
         if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid:
             counts = _outcomes[backend]
@@ -190,3 +193,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for what, per_store in sorted(REPORT.items()):
         counts = ", ".join(f"{store} {n}" for store, n in sorted(per_store.items()))
         terminalreporter.write_line(f"{what}: {counts}")
+    # The browser suite (tests/web): a missing chromium skips it locally, fails it in CI.
+    ran = ", ".join(f"{n} {k}" for k, n in sorted(_browser.items())) or "none"
+    terminalreporter.section("browser")
+    terminalreporter.write_line(f"browser tests (chromium via Playwright): {ran}")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from api.analyses import service
+from api.analyses import atom, service
 from api.analyses.schemas import AnalysisIn, AnalysisList, AnalysisOut
 from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
@@ -33,6 +33,30 @@ def list_analyses(
     version = changes.version(session, *service.SCOPES)
     listing = service.listing(session, department=department, tag=tag, q=parse_search(q))
     return respond.collection(request, listing, version, base_url=settings.public_base_url)
+
+
+@router.get(
+    ".atom",
+    operation_id="getAnalysesFeed",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Atom 1.0 feed",
+            "content": {atom.ATOM_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        }
+    },
+)
+def get_analyses_feed(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """Every published analysis as an Atom 1.0 feed (RFC 4287), newest first."""
+    version = changes.version(session, *service.SCOPES)
+    listing = service.listing(session, department=None, tag=None, q=None)
+
+    def build() -> bytes:
+        rows = [dict(zip(listing.columns, r, strict=True)) for r in listing.fetch(None, None)]
+        base = settings.public_base_url or str(request.base_url)
+        return atom.feed(rows, base_url=base, city=settings.city_name)
+
+    return respond.rendered(request, version, atom.ATOM_MEDIA_TYPE, build)
 
 
 @router.get("/{slug}", response_model=AnalysisOut, operation_id="getAnalysis")

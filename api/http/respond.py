@@ -249,3 +249,21 @@ def json_response(
     return Response(
         _json(body), status_code=status_code, media_type="application/json", headers=headers
     )
+
+
+def rendered(
+    request: Request,
+    version: Version,
+    media_type: str,
+    build: Callable[[], str | bytes],
+    *,
+    extra: str = "",
+    status_code: int = 200,
+) -> Response:
+    """Answer a GET whose body is rendered text (HTML, SVG, Atom) with the API's caching:
+    an ETag from the data version and the query, 304 on a match, Cache-Control."""
+    etag = make_etag(request, version, media_type, extra)
+    headers = cache_headers(etag, version)
+    if status_code == 200 and not_modified(request, etag, version):
+        return not_modified_response(headers)
+    return Response(build(), status_code=status_code, media_type=media_type, headers=headers)

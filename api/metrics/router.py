@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.changes import service as changes
@@ -7,10 +9,12 @@ from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
-from api.http.params import PAGED, bool_query, parse_bool, parse_search
+from api.http.params import PAGED, bool_query, parse_bool, parse_date, parse_search
 from api.metrics import service
 from api.metrics.schemas import MetricIn, MetricList, MetricOut
 from api.schemas import METRIC_SLUG, SLUG_PATTERN
+from api.scorecards import service as scorecards_service
+from api.web import charts
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"], responses=READ_ERRORS)
 
@@ -58,6 +62,53 @@ def get_metric(
     return respond.document(
         request, version, lambda: service.get_public(session, slug, today), extra=today.isoformat()
     )
+
+
+SVG_MEDIA_TYPE = "image/svg+xml"
+
+
+@router.get(
+    "/{slug}/sparkline.svg",
+    operation_id="getMetricSparkline",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "An SVG image",
+            "content": {SVG_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        }
+    },
+)
+def get_metric_sparkline(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    slug: Annotated[str, Path(description="Metric slug, e.g. `pothole-on-time`")],
+    weeks: Annotated[
+        int, Query(ge=1, le=104, description="How many complete weeks to draw, oldest first")
+    ] = 12,
+    as_of: Annotated[
+        str | None,
+        Query(
+            description="Publication date YYYY-MM-DD; the last week drawn is the week window "
+            "as of this date (default today)",
+            json_schema_extra={"format": "date"},
+        ),
+    ] = None,
+) -> Response:
+    """The metric's week scores as a small SVG line (`image/svg+xml`) with a dashed target
+    line at 1; its `<title>` and `<desc>` read out every week's score."""
+    day = parse_date("as_of", as_of) or settings.today()
+    metric_id = service.metric_id(session, slug)
+    version = changes.version(session, f"metric:{metric_id}")
+    if as_of is None:
+        version = not_before(version, settings.today_began())
+
+    def build() -> str:
+        name = service.get_row(session, slug).name
+        trend = scorecards_service.trend(session, metric_id, day, weeks)
+        return charts.trend_sparkline(f"spark-{slug}", name, trend)
+
+    return respond.rendered(request, version, SVG_MEDIA_TYPE, build, extra=day.isoformat())
 
 
 @router.put(

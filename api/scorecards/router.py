@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.changes import service as changes
 from api.departments import service as departments_service
@@ -11,10 +13,17 @@ from api.http.docs import CSV_CONTENT, READ_ERRORS
 from api.http.params import PAGED, date_query, parse_date
 from api.schemas import DEPARTMENT_SLUG
 from api.scorecards import service
-from api.scorecards.schemas import Scorecard, ScorecardList
+from api.scorecards.schemas import SCORECARD_CSV_COLUMNS, Scorecard, ScorecardList
 
 router = APIRouter(prefix="/v1/scorecards", tags=["scorecards"], responses=READ_ERRORS)
 SCOPES = ("departments", "scores")
+AsOf = Annotated[
+    str | None,
+    Query(
+        description="Publication date YYYY-MM-DD (the city's calendar); default today",
+        json_schema_extra={"format": "date"},
+    ),
+]
 
 
 @router.get(
@@ -45,7 +54,12 @@ def list_scorecards(
     )
 
 
-@router.get("/{department}", response_model=Scorecard, operation_id="getScorecard")
+@router.get(
+    "/{department}",
+    response_model=Scorecard,
+    operation_id="getScorecard",
+    responses=CSV_CONTENT,
+)
 def get_scorecard(
     request: Request,
     session: SessionDep,
@@ -54,12 +68,26 @@ def get_scorecard(
     as_of: str | None = date_query("Publication date; default: today in the city"),
 ) -> Response:
     """A department's scorecard: its score, and per metric the window scores, latest value,
-    target, status (from the week score) and the last 12 weekly scores."""
+    target, status (from the week score) and the last 12 weekly scores.
+
+    Status: `above_target` (week score >= 1), `below_target` (< 1), `not_scored` (the week
+    has data but no score, e.g. zero events against a historical average), `no_data` (no
+    value in the week). `/v1/scorecards/{department}.csv` gives one row per metric:
+    `metric, name, target, latest_date, latest_value, day, week, month, quarter, status`."""
     day = parse_date("as_of", as_of) or settings.today()
     version = changes.version(session, *SCOPES)
     if as_of is None:
         version = not_before(version, settings.today_began())
     departments_service.get(session, department)  # 404 before any 304
     return respond.document(
-        request, version, lambda: service.scorecard(session, department, day), extra=day.isoformat()
+        request,
+        version,
+        lambda: service.scorecard(session, department, day),
+        extra=day.isoformat(),
+        csv_rows=lambda doc: (
+            f"scorecard-{department}-{day.isoformat()}",
+            SCORECARD_CSV_COLUMNS,
+            service.scorecard_csv_rows(doc),
+            frozenset({"name"}),
+        ),
     )

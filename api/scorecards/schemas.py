@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.cityscore.schemas import WindowScores
 from api.schemas import page_example
@@ -19,6 +19,19 @@ SCORECARD_COLUMNS = (
     "month",
     "quarter",
     "below_target",
+)
+
+SCORECARD_CSV_COLUMNS = (
+    "metric",
+    "name",
+    "target",
+    "latest_date",
+    "latest_value",
+    "day",
+    "week",
+    "month",
+    "quarter",
+    "status",
 )
 
 
@@ -75,7 +88,11 @@ class ScorecardMetric(BaseModel):
     week: float | None
     month: float | None
     quarter: float | None
-    status: Literal["above_target", "below_target", "no_data"]
+    status: Literal["above_target", "below_target", "not_scored", "no_data"] = Field(
+        description="From the week score: above_target (>= 1), below_target (< 1), not_scored "
+        "(the week has data but no score, e.g. zero events against a historical average), "
+        "no_data (no value in the week)"
+    )
     trend: list[TrendPoint]
 
 

@@ -1,0 +1,1 @@
+"""The public site: server-rendered pages on the same services as the API."""
