@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -50,6 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     who.add_argument("--department", help="department slug the key may write for")
     who.add_argument("--admin", action="store_true", help="an analytics-team key")
     create.add_argument("--name", required=True)
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument(
+        "--expires-in-days", type=int, metavar="N", help="the key stops working N days from now"
+    )
+    expiry.add_argument(
+        "--expires",
+        metavar="YYYY-MM-DD",
+        help="the key stops working when this day begins (city time)",
+    )
     lst = keys_sub.add_parser("list", help="list keys (never the secrets)")
     lst.add_argument("--json", action="store_true")
     rev = keys_sub.add_parser("revoke", help="revoke a key at once")
@@ -76,12 +87,17 @@ def _run(args: argparse.Namespace, settings: object) -> int:
     if args.command == "serve":
         import uvicorn
 
+        from api.observability import logs
+
+        logs.configure(settings.log_level)
         uvicorn.run(
             "api.asgi:app",
             host=args.host,
             port=args.port,
             workers=args.workers,
             proxy_headers=True,
+            log_config=None,  # JSON logs (api.observability.logs), one line per request
+            access_log=False,
         )
         return 0
     if args.command == "db":
@@ -109,12 +125,18 @@ def _run(args: argparse.Namespace, settings: object) -> int:
         from api.keys import service as keys_service
 
         if args.keys_command == "create":
+            expires_at = _expiry(args, settings)
             key, token = keys_service.create(
-                session, name=args.name, department=args.department, admin=args.admin
+                session,
+                name=args.name,
+                department=args.department,
+                admin=args.admin,
+                expires_at=expires_at,
             )
             session.commit()
             scope = "admin" if args.admin else f"department {args.department}"
-            print(f"created key {key.id} ({scope}); store it now, it is not shown again:")
+            until = f", expires {expires_at:%Y-%m-%dT%H:%M:%SZ}" if expires_at else ""
+            print(f"created key {key.id} ({scope}{until}); store it now, it is not shown again:")
             print(token)
             return 0
         if args.keys_command == "list":
@@ -123,9 +145,7 @@ def _run(args: argparse.Namespace, settings: object) -> int:
                 print(orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z).decode())
             else:
                 for r in rows:
-                    scope = "admin" if r["admin"] else r["department"]
-                    state = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "active"
-                    print(f"{r['id']}\t{r['name']}\t{scope}\t{state}")
+                    print("\t".join(_key_line(r)))
             return 0
         if args.keys_command == "revoke":
             key = keys_service.revoke(session, args.id)
@@ -133,6 +153,41 @@ def _run(args: argparse.Namespace, settings: object) -> int:
             print(f"revoked key {key.id}")
             return 0
     return 2
+
+
+def _expiry(args: argparse.Namespace, settings: Any) -> dt.datetime | None:
+    """The expiry instant (naive UTC) from --expires-in-days or --expires, or None."""
+    from db.models import utcnow
+
+    if args.expires_in_days is not None:
+        if not 1 <= args.expires_in_days <= 36_500:
+            raise ValueError("--expires-in-days must be from 1 to 36500")
+        return utcnow() + dt.timedelta(days=args.expires_in_days)
+    if args.expires is not None:
+        try:
+            day = dt.date.fromisoformat(args.expires)
+        except ValueError:
+            raise ValueError(
+                f"--expires must be a date as YYYY-MM-DD; got {args.expires!r}"
+            ) from None
+        begins = dt.datetime.combine(day, dt.time(), settings.tz)
+        return begins.astimezone(dt.UTC).replace(tzinfo=None)
+    return None
+
+
+def _key_line(row: dict[str, Any]) -> list[str]:
+    from db.models import utcnow
+
+    scope = "admin" if row["admin"] else str(row["department"])
+    if row["revoked_at"]:
+        state = f"revoked {row['revoked_at']:%Y-%m-%d}"
+    elif row["expires_at"] and row["expires_at"] <= utcnow():
+        state = f"expired {row['expires_at']:%Y-%m-%d}"
+    elif row["expires_at"]:
+        state = f"active until {row['expires_at']:%Y-%m-%dT%H:%M}Z"
+    else:
+        state = "active"
+    return [str(row["id"]), row["name"], scope, state]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from api import __doc__ as api_doc
 from api.analyses.router import router as analyses_router
+from api.audit.router import router as audit_router
 from api.cityscore.router import router as cityscore_router
 from api.departments.router import router as departments_router
 from api.errors import ServiceUnavailable, api_error_response, install_error_handlers
@@ -21,6 +22,9 @@ from api.http.ratelimit import RateLimitMiddleware, make_counter
 from api.http.respond import ResponseCache, json_response
 from api.ingest.router import router as ingest_router
 from api.metrics.router import router as metrics_router
+from api.observability import metrics as observability_metrics
+from api.observability.middleware import ObservabilityMiddleware, RouteCapture
+from api.observability.router import router as observability_router
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
 from api.values.router import router as values_router
@@ -47,6 +51,8 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     if engine is None:
         pool = {} if is_sqlite(settings.database_url) else {"pool_size": settings.db_pool_size}
         engine = make_engine(settings.database_url, **pool)
+    observability_metrics.instrument_pool(engine)
+    observability_metrics.instrument_rescoring()
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
@@ -68,6 +74,8 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         scorecards_router,
         analyses_router,
         ingest_router,
+        audit_router,
+        observability_router,
     ):
         app.include_router(router)
 
@@ -86,6 +94,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             return api_error_response(ServiceUnavailable("The data store is unreachable."))
         return json_response({"status": "ready"})
 
+    app.add_middleware(RouteCapture)  # innermost: reads the matched route
     app.add_middleware(CsvSuffixMiddleware)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(NulGuardMiddleware)
@@ -95,12 +104,19 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             reads_per_minute=settings.rate_limit_reads_per_minute,
             writes_per_minute=settings.rate_limit_writes_per_minute,
             counter=make_counter(settings.redis_url),
+            exempt=("/healthz", "/readyz", "/internal/metrics"),
         )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
         allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "If-None-Match", "Idempotency-Key"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-None-Match",
+            "Idempotency-Key",
+            "X-Request-ID",
+        ],
         expose_headers=[
             "Link",
             "ETag",
@@ -108,8 +124,10 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             "RateLimit",
             "RateLimit-Policy",
             "Retry-After",
+            "X-Request-ID",
         ],
     )
+    app.add_middleware(ObservabilityMiddleware)  # outermost: every request, 429s included
     return app
 
 

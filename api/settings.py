@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     ingest_max_rows: int = 100_000
     # PostgreSQL connections kept per server process (match the threadpool's 40 threads).
     db_pool_size: int = 40
+    # Level of the JSON logs on stderr (debug, info, warning, error).
+    log_level: str = "info"
 
     @property
     def tz(self) -> ZoneInfo:

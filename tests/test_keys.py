@@ -74,7 +74,7 @@ def test_list_keys_never_shows_secrets(session: Session) -> None:
     _, token = keys.create(session, name="b", admin=True)
     rows = keys.list_keys(session)
     assert [set(r) for r in rows] == [
-        {"id", "name", "department", "admin", "created_at", "revoked_at"}
+        {"id", "name", "department", "admin", "created_at", "revoked_at", "expires_at"}
     ] * 2
     assert [(r["name"], r["department"], r["admin"]) for r in rows] == [
         ("a", "fire", False),
@@ -126,7 +126,15 @@ def test_keys_cli_end_to_end(tmp_path: Path) -> None:
         (2, "nightly", "311", False),
     ]
     for r in rows:
-        assert set(r) == {"id", "name", "department", "admin", "created_at", "revoked_at"}
+        assert set(r) == {
+            "id",
+            "name",
+            "department",
+            "admin",
+            "created_at",
+            "revoked_at",
+            "expires_at",
+        }
         assert r["created_at"].endswith("Z") and r["revoked_at"] is None
     assert token not in listed.stdout and dept_token not in listed.stdout
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from api.audit import service as audit
 from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
@@ -56,11 +57,19 @@ def get_metric(request: Request, session: SessionDep, settings: SettingsDep, slu
 def put_metric(
     session: SessionDep,
     settings: SettingsDep,
-    _key: AdminKey,
+    key: AdminKey,
     body: MetricIn,
     slug: str = Path(pattern=SLUG_PATTERN, max_length=100),
 ) -> Response:
     """Create or fully replace a metric (admin key); its scores are recomputed before the answer."""
     doc, created = service.put(session, slug, body, settings.today())
+    audit.record(
+        session,
+        key=key,
+        action="metric.put",
+        target=slug,
+        department=body.department,
+        detail={"created": created},
+    )
     session.commit()
     return respond.json_response(doc, status_code=201 if created else 200)
