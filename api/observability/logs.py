@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import logging.handlers
 import queue
+import re
 import sys
 from typing import Any
 
@@ -21,7 +22,22 @@ import orjson
 from api.observability import request_id
 
 ACCESS_LOGGER = "cityscore.access"
-_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+# Defence in depth: whatever a library or an exception message puts in a log line, an API key
+# or a credential after an auth scheme never reaches the log.
+_SECRETS = re.compile(r"\bcs_[A-Za-z0-9_-]{16,}|(?i:\b(bearer|basic)\s+)[^\s\"',;]+")
+
+
+def redact(line: str) -> str:
+    if "cs_" not in line and not _SCHEME.search(line):
+        return line
+    return _SECRETS.sub(lambda m: f"{m.group(1)} [redacted]" if m.group(1) else "[redacted]", line)
+
+
+_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s")
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "color_message",  # uvicorn's ANSI-coloured copy of msg
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,7 +60,7 @@ class JsonFormatter(logging.Formatter):
                 out[name] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
+        return redact(orjson.dumps(out, default=str).decode())
 
 
 class _Prepared(logging.handlers.QueueHandler):
