@@ -29,7 +29,7 @@ def banner(lines: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    pip_audit = Path(sys.executable).parent / "pip-audit"
+    pip_audit = os.environ.get("PIP_AUDIT_BIN") or Path(sys.executable).parent / "pip-audit"
     required = os.environ.get("PIP_AUDIT_REQUIRED") == "1"
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"

@@ -134,6 +134,7 @@ def test_audit_is_admin_only_and_keyset_paged(
         assert (url is None) == ("link" not in r.headers)
         pages += 1
     assert pages == 2 and seen == everything
+    assert client.get("/v1/audit.csv", headers=admin).status_code == 404
     for params in ({"limit": "0"}, {"limit": "10001"}, {"limit": "x"}, {"cursor": "junk"}):
         r = client.get("/v1/audit", headers=admin, params=params)
         assert r.status_code == 400, (params, r.text)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from api.audit import service
 from api.audit.schemas import AUDIT_COLUMNS, AuditPage
 from api.deps import AdminKey, SessionDep, SettingsDep
-from api.errors import BadRequest
+from api.errors import BadRequest, NotFound
 from api.http.docs import READ_ERRORS, WRITE_ERRORS
 from api.http.paging import (
     DEFAULT_LIMIT,
@@ -41,6 +41,7 @@ Cursor = Annotated[
     operation_id="listAudit",
     responses={
         400: READ_ERRORS[400],
+        404: READ_ERRORS[404],
         401: WRITE_ERRORS[401],
         403: WRITE_ERRORS[403],
         429: READ_ERRORS[429],
@@ -57,6 +58,8 @@ def list_audit(
 ) -> Response:
     """Every write, newest first (admin key): ingest batches, PUT/DELETE of departments,
     metrics and analyses, API keys created and revoked. JSON only; never cached."""
+    if request.scope.get("state", {}).get("csv_suffix"):
+        raise NotFound("The audit log has no CSV form; drop the .csv suffix.")
     size = parse_limit(None if limit is None else str(limit))
     fingerprint = query_fingerprint(request)
     before = None
