@@ -88,17 +88,22 @@ def _run(args: argparse.Namespace, settings: object) -> int:
         import uvicorn
 
         from api.observability import logs
+        from api.observability.metrics import prepare_multiprocess_dir
 
         logs.configure(settings.log_level)
-        uvicorn.run(
-            "api.asgi:app",
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            proxy_headers=True,
-            log_config=None,  # JSON logs (api.observability.logs), one line per request
-            access_log=False,
-        )
+        cleanup = prepare_multiprocess_dir(args.workers)
+        try:
+            uvicorn.run(
+                "api.asgi:app",
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                proxy_headers=True,
+                log_config=None,  # JSON logs (api.observability.logs), one line per request
+                access_log=False,
+            )
+        finally:
+            cleanup()
         return 0
     if args.command == "db":
         _upgrade(settings.database_url)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -34,7 +35,7 @@ VULN = {
 }
 
 
-def audit(tmp: Path, mode: str, deps: list[dict[str, object]], **env: str) -> tuple[int, str]:
+def audit(tmp: Path, mode: str, deps: list[Any], **env: str) -> tuple[int, str]:
     fake = tmp / "pip-audit"
     report = orjson.dumps({"dependencies": deps})
     fake.write_text(FAKE.format(python=sys.executable, mode=mode, report=report))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,19 +164,48 @@ def test_pool_connections_in_use(engine: Engine) -> None:
         assert value(scrape(client), gauge) == idle
 
 
-def test_several_workers_share_one_scrape(tmp_path: Path) -> None:
-    """PROMETHEUS_MULTIPROC_DIR: any worker's scrape adds up every worker's samples."""
+@pytest.mark.parametrize("how", ["uvicorn", "cityscore"])
+def test_several_workers_share_one_scrape(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any worker's scrape adds up every worker's samples: with PROMETHEUS_MULTIPROC_DIR set
+    (plain uvicorn), or by default under ``cityscore serve --workers 2``."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     db = tmp_path / "live.db"
     command.upgrade(alembic_config(f"sqlite:///{db}"), "head")
     prom = tmp_path / "prom"
     prom.mkdir()
-    env = {"DATABASE_URL": f"sqlite:///{db}", "PROMETHEUS_MULTIPROC_DIR": str(prom)}
-    with live_server(tmp_path, env, workers=2) as live, httpx.Client(base_url=live.url) as http:
+    env = {"DATABASE_URL": f"sqlite:///{db}"}
+    if how == "uvicorn":
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
+    with (
+        live_server(tmp_path, env, workers=2, command=how) as live,
+        httpx.Client(base_url=live.url) as http,
+    ):
         for _ in range(60):
             # A fresh connection each time, so that both workers take requests.
             assert httpx.get(live.url + "/v1/departments").status_code == 200
         samples = scrape(http)
     count = "cityscore_http_request_duration_seconds_count"
     assert value(samples, count, method="GET", route="/v1/departments") == 60
-    writers = {p.name.rsplit("_", 1)[-1] for p in prom.glob("histogram_*.db")}
-    assert len(writers) == 2, writers  # both workers served and wrote samples
+    if how == "uvicorn":
+        writers = {p.name.rsplit("_", 1)[-1] for p in prom.glob("histogram_*.db")}
+        assert len(writers) == 2, writers  # both workers served and wrote samples
+
+
+def test_multiprocess_dir_is_emptied_or_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
+    (tmp_path / "prom").mkdir()
+    (tmp_path / "prom" / "counter_123.db").write_bytes(b"stale")
+    metrics.prepare_multiprocess_dir(4)()
+    assert list((tmp_path / "prom").iterdir()) == []
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    metrics.prepare_multiprocess_dir(1)()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    cleanup = metrics.prepare_multiprocess_dir(2)
+    made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert made.is_dir() and not list(made.iterdir())
+    cleanup()
+    assert not made.exists()

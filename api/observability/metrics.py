@@ -4,14 +4,18 @@ Series are labelled by route *template* (``/v1/metrics/{slug}``), never the raw 
 crawler cannot blow up their number. With several worker processes set
 ``PROMETHEUS_MULTIPROC_DIR`` (an empty, writable directory, before the server starts): each
 worker then writes its samples to files there and any worker's scrape adds them all up.
+``cityscore serve --workers N`` empties it at start, or makes a temporary one when unset.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client import (
@@ -69,6 +73,24 @@ POOL_IN_USE = Gauge(
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def prepare_multiprocess_dir(workers: int) -> Callable[[], None]:
+    """Before the workers start: empty ``PROMETHEUS_MULTIPROC_DIR`` (stale files of an earlier
+    run would be added in), or, with several workers and none set, use a fresh temporary
+    one. Returns the cleanup to run when the server stops."""
+    configured = multiprocess_dir()
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return lambda: None
+    if workers <= 1:
+        return lambda: None
+    made = tempfile.mkdtemp(prefix="cityscore-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made  # inherited by the worker processes
+    return lambda: shutil.rmtree(made, ignore_errors=True)
 
 
 def scrape() -> tuple[bytes, str]:
