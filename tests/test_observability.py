@@ -109,6 +109,32 @@ def test_json_formatter_writes_one_object_a_line() -> None:
     assert out["request_id"] == "rid-1" and out["ts"].endswith("Z")
 
 
+def test_an_unhandled_error_is_logged_with_its_request_id(connection: Any) -> None:
+    app = create_app(Settings(rate_limit_enabled=False), bind=connection)
+
+    def boom() -> None:
+        raise RuntimeError("kaput")
+
+    app.add_api_route("/boom", boom)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(logs.JsonFormatter().format(record))  # type: ignore[method-assign]
+    logger = logging.getLogger("cityscore")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            r = client.get("/boom", headers={"X-Request-ID": "boom-1"})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert r.status_code == 500
+    errors = [orjson.loads(line) for line in lines if '"unhandled error"' in line]
+    assert errors and errors[0]["request_id"] == "boom-1" and "kaput" in errors[0]["exc"]
+    access = [orjson.loads(line) for line in lines if '"request"' in line]
+    assert [(a["route"], a["status"]) for a in access] == [("/boom", 500)]
+
+
 def test_metrics_scrape_series_move(client: TestClient, session: Session) -> None:
     admin = admin_headers(session)
     put_department(client, admin, "311")

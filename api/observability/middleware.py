@@ -70,7 +70,9 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             self._record(scope, state, outcome, time.perf_counter() - started)
-            request_id.current.reset(token)
+        # Reset only on success: an exception goes on to Starlette's outermost handler, whose
+        # traceback line should still carry the request id (the context ends with the task).
+        request_id.current.reset(token)
 
     @staticmethod
     def _record(scope: Scope, state: dict[str, Any], outcome: dict[str, Any], took: float) -> None:
