@@ -9,12 +9,12 @@ a richer line per request.
 from __future__ import annotations
 
 import atexit
-import datetime as dt
 import logging
 import logging.handlers
 import queue
 import re
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -28,16 +28,26 @@ _SECRETS = re.compile(r"\bcs_[A-Za-z0-9_-]{16,}|(?i:\b(bearer|basic)\s+)[^\s\"',
 
 
 def redact(line: str) -> str:
-    if "cs_" not in line and not _SCHEME.search(line):
+    lower = line.lower()  # a plain substring test first: the regex is ~20x slower than this
+    if "cs_" not in line and "bearer" not in lower and "basic" not in lower:
         return line
     return _SECRETS.sub(lambda m: f"{m.group(1)} [redacted]" if m.group(1) else "[redacted]", line)
 
 
-_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s")
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "color_message",  # uvicorn's ANSI-coloured copy of msg
 }
+_second: tuple[int, str] = (-1, "")
+
+
+def _timestamp(created: float) -> str:
+    """RFC 3339 UTC with milliseconds; the seconds part is formatted once per second."""
+    global _second
+    whole = int(created)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((created - whole) * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,9 +55,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -63,11 +71,31 @@ class JsonFormatter(logging.Formatter):
         return redact(orjson.dumps(out, default=str).decode())
 
 
+class _Line:
+    """What crosses the queue: a finished line and its level (a LogRecord costs ~8 us)."""
+
+    __slots__ = ("levelno", "msg")
+
+    def __init__(self, levelno: int, msg: str) -> None:
+        self.levelno, self.msg = levelno, msg
+
+
 class _Prepared(logging.handlers.QueueHandler):
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+    def prepare(self, record: logging.LogRecord) -> Any:
         # Format on the caller's side (the request id lives in its context), ship a plain line.
-        line = self.format(record)
-        return logging.makeLogRecord({"msg": line, "levelno": record.levelno})
+        return _Line(record.levelno, self.format(record))
+
+
+class _Writer(logging.StreamHandler):
+    """The background thread's end: write each line as it is."""
+
+    def handle(self, record: Any) -> bool:
+        try:
+            self.stream.write(record.msg + "\n")
+            self.stream.flush()
+        except Exception:  # a closed or full stderr must not kill the writer thread
+            return False
+        return True
 
 
 _listener: logging.handlers.QueueListener | None = None
@@ -81,8 +109,7 @@ def configure(level: str = "info") -> None:
     q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = _Prepared(q)
     handler.setFormatter(JsonFormatter())
-    writer = logging.StreamHandler(sys.stderr)
-    writer.setFormatter(logging.Formatter("%(message)s"))
+    writer = _Writer(sys.stderr)
     _listener = logging.handlers.QueueListener(q, writer)
     _listener.start()
     atexit.register(_listener.stop)

@@ -77,24 +77,52 @@ class ObservabilityMiddleware:
     @staticmethod
     def _record(scope: Scope, state: dict[str, Any], outcome: dict[str, Any], took: float) -> None:
         route, method, status = _route(state), scope["method"], outcome["status"]
-        metrics.REQUEST_SECONDS.labels(method, route).observe(took)
-        metrics.REQUESTS.labels(method, route, str(status)).inc()
+        _series(method, route, status).observe(took)
         if status == 429:
             metrics.RATE_LIMITED.labels(_policy(outcome["headers"])).inc()
+        if not log.isEnabledFor(logging.INFO):
+            return
         client = scope.get("client")
-        log.info(
-            "request",
-            extra={
-                "request_id": state["request_id"],
-                "method": method,
-                "route": route,
-                "path": scope["path"],
-                "status": status,
-                "duration_ms": round(took * 1000, 3),
-                "key_id": state.get("key_id"),
-                "client": client[0] if client else None,
-            },
+        fields = {
+            "request_id": state["request_id"],
+            "method": method,
+            "route": route,
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(took * 1000, 3),
+            "key_id": state.get("key_id"),
+            "client": client[0] if client else None,
+        }
+        # makeRecord + handle, not log.info: skips the stack walk that finds the caller.
+        log.handle(
+            log.makeRecord(log.name, logging.INFO, __file__, 0, "request", (), None, extra=fields)
         )
+
+
+class _Series:
+    """One (method, route, status)'s children, looked up once: ``labels()`` is slow."""
+
+    __slots__ = ("count", "latency")
+
+    def __init__(self, method: str, route: str, status: int) -> None:
+        self.latency = metrics.REQUEST_SECONDS.labels(method, route)
+        self.count = metrics.REQUESTS.labels(method, route, str(status))
+
+    def observe(self, took: float) -> None:
+        self.latency.observe(took)
+        self.count.inc()
+
+
+_SERIES: dict[tuple[str, str, int], _Series] = {}
+
+
+def _series(method: str, route: str, status: int) -> _Series:
+    # Bounded: methods x route templates x statuses (unmatched paths share one label).
+    key = (method, route, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = _SERIES[key] = _Series(method, route, status)
+    return found
 
 
 class RouteCapture:
