@@ -127,36 +127,41 @@ def _run(args: argparse.Namespace, settings: object) -> int:
             session.commit()
             print(summary)
             return 0
-        from api.keys import service as keys_service
+        return _keys(args, session, settings)
 
-        if args.keys_command == "create":
-            expires_at = _expiry(args, settings)
-            key, token = keys_service.create(
-                session,
-                name=args.name,
-                department=args.department,
-                admin=args.admin,
-                expires_at=expires_at,
-            )
-            session.commit()
-            scope = "admin" if args.admin else f"department {args.department}"
-            until = f", expires {expires_at:%Y-%m-%dT%H:%M:%SZ}" if expires_at else ""
-            print(f"created key {key.id} ({scope}{until}); store it now, it is not shown again:")
-            print(token)
-            return 0
-        if args.keys_command == "list":
-            rows = keys_service.list_keys(session)
-            if args.json:
-                print(orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z).decode())
-            else:
-                for r in rows:
-                    print("\t".join(_key_line(r)))
-            return 0
-        if args.keys_command == "revoke":
-            key = keys_service.revoke(session, args.id)
-            session.commit()
-            print(f"revoked key {key.id}")
-            return 0
+
+def _keys(args: argparse.Namespace, session: Any, settings: Any) -> int:
+    """``cityscore keys create|list|revoke``."""
+    from api.keys import service as keys_service
+
+    if args.keys_command == "create":
+        expires_at = _expiry(args, settings)
+        key, token = keys_service.create(
+            session,
+            name=args.name,
+            department=args.department,
+            admin=args.admin,
+            expires_at=expires_at,
+        )
+        session.commit()
+        scope = "admin" if args.admin else f"department {args.department}"
+        until = f", expires {expires_at:%Y-%m-%dT%H:%M:%SZ}" if expires_at else ""
+        print(f"created key {key.id} ({scope}{until}); store it now, it is not shown again:")
+        print(token)
+        return 0
+    if args.keys_command == "list":
+        rows = keys_service.list_keys(session)
+        if args.json:
+            print(orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z).decode())
+        else:
+            for r in rows:
+                print("\t".join(_key_line(r)))
+        return 0
+    if args.keys_command == "revoke":
+        key = keys_service.revoke(session, args.id)
+        session.commit()
+        print(f"revoked key {key.id}")
+        return 0
     return 2
 
 
