@@ -173,6 +173,44 @@ def kinds() -> dict[str, Callable[[Context], Any]]:
     }
 
 
+# Read kinds other parts of the service may serve (pages, interoperability, feeds): each is
+# driven when the server answers its first request with 200, else listed as not served.
+OPTIONAL: dict[str, Callable[[Context], str]] = {
+    "GET / (page)": lambda c: "/",
+    "GET /metrics/{slug} (page)": lambda c: f"/metrics/{pick(c, 'metrics')}",
+    "GET /departments/{slug} (page)": lambda c: f"/departments/{pick(c, 'departments')}",
+    "GET /v1/metrics/{slug}/sparkline.svg": lambda c: (
+        f"/v1/metrics/{pick(c, 'metrics')}/sparkline.svg"
+    ),
+    "GET /v1/analyses.atom": lambda c: "/v1/analyses.atom",
+    "GET /v1/metrics/{slug}/revisions": lambda c: f"/v1/metrics/{pick(c, 'metrics')}/revisions",
+    "GET /v1/cityscore/runs": lambda c: "/v1/cityscore/runs",
+    "GET /resource/values.json (SODA)": lambda c: (
+        f"/resource/values.json?metric={pick(c, 'metrics')}"
+    ),
+    "GET /api/3/action/package_show (CKAN)": lambda c: "/api/3/action/package_show?id=cityscore",
+    "GET /data.json (DCAT)": lambda c: "/data.json",
+    "GET /v1/datapackage.json": lambda c: "/v1/datapackage.json",
+}
+
+
+def _reader(label: str, url_of: Callable[[Context], str]) -> Callable[[Context], Any]:
+    return lambda c: get(c, label, url_of(c))
+
+
+async def optional_kinds(ctx: Context) -> dict[str, Callable[[Context], Any]]:
+    found: dict[str, Callable[[Context], Any]] = {}
+    missing = []
+    for label, url_of in OPTIONAL.items():
+        if (await ctx.client.get(url_of(ctx))).status_code == 200:
+            found[label] = _reader(label, url_of)
+        else:
+            missing.append(label.split(" ", 1)[1])
+    if missing:
+        print(f"  not served here, left out: {', '.join(missing)}", flush=True)
+    return found
+
+
 async def one(ctx: Context, label: str, fn: Callable[[Context], Any]) -> None:
     route = ctx.routes[label]
     started = time.perf_counter()
@@ -200,7 +238,8 @@ def rss_mb(root: int) -> tuple[float, list[float]]:
 async def drive(
     ctx: Context, server: Server, duration: float, rate: float, skip: list[str]
 ) -> list[tuple]:
-    table = [(k, fn) for k, fn in kinds().items() if not any(s in k for s in skip)]
+    every = {**kinds(), **await optional_kinds(ctx)}
+    table = [(k, fn) for k, fn in every.items() if not any(s in k for s in skip)]
     pending: set[asyncio.Task[None]] = set()
     rss: list[tuple[float, float, list[float]]] = []
     began = time.perf_counter()
