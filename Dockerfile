@@ -16,7 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DATABASE_URL=sqlite:////data/cityscore.db \
     WEB_CONCURRENCY=2 \
-    FORWARDED_ALLOW_IPS=*
+    PROMETHEUS_MULTIPROC_DIR=/tmp/cityscore-metrics
 COPY --from=build /dist/ /tmp/dist/
 RUN pip install /tmp/dist/*.whl \
     && rm -rf /tmp/dist \

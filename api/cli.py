@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
@@ -129,13 +130,22 @@ def _add_keys(sub: Any) -> None:
     who.add_argument("--department", help="department slug the key may write for")
     who.add_argument("--admin", action="store_true", help="an analytics-team key")
     create.add_argument("--name", required=True, help="who or what uses the key")
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument(
+        "--expires-in-days", type=int, metavar="N", help="the key stops working N days from now"
+    )
+    expiry.add_argument(
+        "--expires",
+        metavar="YYYY-MM-DD",
+        help="the key stops working when this day begins (city time)",
+    )
     lst = keys_sub.add_parser(
         "list", help="list keys (never the secrets)", formatter_class=Formatter
     )
     lst.add_argument(
         "--json",
         action="store_true",
-        help="a JSON array [{id, name, department, admin, created_at, revoked_at}]",
+        help="a JSON array [{id, name, department, admin, created_at, revoked_at, expires_at}]",
     )
     rev = keys_sub.add_parser("revoke", help="revoke a key at once", formatter_class=Formatter)
     rev.add_argument("id", type=int, help="the key's id (see `keys list`)")
@@ -184,7 +194,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         with session_factory(engine)() as session:
             if args.command == "demo":
                 return _demo(session, args, settings)
-            return _keys(session, args)
+            return _keys(session, args, settings)
     finally:
         engine.dispose()
 
@@ -197,16 +207,26 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
     budget = connection_budget(
         settings.database_url, args.workers, settings.db_pool_size, settings.db_max_overflow
     )
+    from api.observability import logs
+    from api.observability.metrics import prepare_multiprocess_dir
+
     for warning in [*budget, *_store_warnings(settings.database_url)]:
         print(f"cityscore: warning: {warning}", file=sys.stderr)
-    uvicorn.run(
-        "api.asgi:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
+    logs.configure(settings.log_level)
+    cleanup = prepare_multiprocess_dir(args.workers)
+    try:
+        uvicorn.run(
+            "api.asgi:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            log_config=None,  # JSON logs (api.observability.logs), one line per request
+            access_log=False,
+        )
+    finally:
+        cleanup()
     return 0
 
 
@@ -236,16 +256,22 @@ def _demo(session: Any, args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def _keys(session: Any, args: argparse.Namespace) -> int:
+def _keys(session: Any, args: argparse.Namespace, settings: Any) -> int:
     from api.keys import service as keys_service
 
     if args.keys_command == "create":
+        expires_at = _expiry(args, settings)
         key, token = keys_service.create(
-            session, name=args.name, department=args.department, admin=args.admin
+            session,
+            name=args.name,
+            department=args.department,
+            admin=args.admin,
+            expires_at=expires_at,
         )
         session.commit()
         scope = "admin" if args.admin else f"department {args.department}"
-        print(f"created key {key.id} ({scope}); store it now, it is not shown again:")
+        until = f", expires {expires_at:%Y-%m-%dT%H:%M:%SZ}" if expires_at else ""
+        print(f"created key {key.id} ({scope}{until}); store it now, it is not shown again:")
         print(token)
         return 0
     if args.keys_command == "list":
@@ -261,16 +287,45 @@ def _keys(session: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _expiry(args: argparse.Namespace, settings: Any) -> dt.datetime | None:
+    """The expiry instant (naive UTC) from --expires-in-days or --expires, or None."""
+    from db.models import utcnow
+
+    if args.expires_in_days is not None:
+        if not 1 <= args.expires_in_days <= 36_500:
+            raise ValueError("--expires-in-days must be from 1 to 36500")
+        return utcnow() + dt.timedelta(days=args.expires_in_days)
+    if args.expires is not None:
+        try:
+            day = dt.date.fromisoformat(args.expires)
+        except ValueError:
+            raise ValueError(
+                f"--expires must be a date as YYYY-MM-DD; got {args.expires!r}"
+            ) from None
+        begins = dt.datetime.combine(day, dt.time(), settings.tz)
+        return begins.astimezone(dt.UTC).replace(tzinfo=None)
+    return None
+
+
 def format_keys(rows: list[dict[str, Any]]) -> str:
     """A table with a header; instants in UTC to the minute."""
 
     def when(ts: Any) -> str:
         return f"{ts:%Y-%m-%d %H:%M}Z" if ts is not None else "-"
 
-    table = [("ID", "NAME", "SCOPE", "CREATED (UTC)", "REVOKED (UTC)")]
+    table = [("ID", "NAME", "SCOPE", "CREATED (UTC)", "REVOKED (UTC)", "EXPIRES (UTC)")]
     for r in rows:
         scope = "admin" if r["admin"] else f"department {r['department']}"
-        table.append((str(r["id"]), r["name"], scope, when(r["created_at"]), when(r["revoked_at"])))
+        table.append(
+            (
+                str(r["id"]),
+                r["name"],
+                scope,
+                when(r["created_at"]),
+                when(r["revoked_at"]),
+                when(r.get("expires_at")),
+            )
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

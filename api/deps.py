@@ -86,9 +86,10 @@ def get_api_key(
     key = keys_service.authenticate(session, token.strip())
     if key is None:
         raise Unauthorized(
-            "The API key is invalid or revoked.",
+            "The API key is invalid, revoked or expired.",
             headers={"WWW-Authenticate": 'Bearer realm="cityscore", error="invalid_token"'},
         )
+    request.state.key_id = key.id  # for the request's log line (the id, never the key)
     return key
 
 

@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from api import __doc__ as api_doc
 from api.analyses.router import router as analyses_router
+from api.audit.router import router as audit_router
 from api.cityscore.router import router as cityscore_router
 from api.compat.install import install as install_compat
 from api.departments.router import router as departments_router
@@ -27,6 +28,9 @@ from api.http.security import SecurityHeadersMiddleware
 from api.ingest.router import router as ingest_router
 from api.keys import service as keys_service
 from api.metrics.router import router as metrics_router
+from api.observability import metrics as observability_metrics
+from api.observability.middleware import ObservabilityMiddleware, RouteCapture
+from api.observability.router import router as observability_router
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
 from api.values.router import router as values_router
@@ -59,6 +63,8 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     engine = bind
     if engine is None:
         engine = make_engine(settings.database_url, **settings.engine_options())
+    observability_metrics.instrument_pool(engine)
+    observability_metrics.instrument_rescoring()
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
@@ -87,6 +93,8 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         analyses_router,
         ingest_router,
         web_router,
+        audit_router,
+        observability_router,
     ):
         app.include_router(router)
     install_compat(app)
@@ -94,6 +102,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
 
     install_health(app)
 
+    app.add_middleware(RouteCapture)  # innermost: reads the matched route
     add_guards(app, settings)
     app.add_middleware(CsvSuffixMiddleware)
     app.add_middleware(HeadMiddleware)
@@ -104,13 +113,20 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             reads_per_minute=settings.rate_limit_reads_per_minute,
             writes_per_minute=settings.rate_limit_writes_per_minute,
             counter=make_counter(settings.redis_url),
+            exempt=("/healthz", "/readyz", "/internal/metrics"),
         )
     app.add_middleware(SecurityHeadersMiddleware, frameable=FRAMEABLE)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
         allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "If-None-Match", "Idempotency-Key"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-None-Match",
+            "Idempotency-Key",
+            "X-Request-ID",
+        ],
         expose_headers=[
             "Link",
             "ETag",
@@ -120,8 +136,10 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             "Retry-After",
             "X-SODA2-Fields",
             "X-SODA2-Types",
+            "X-Request-ID",
         ],
     )
+    app.add_middleware(ObservabilityMiddleware)  # outermost: every request, 429s included
     return app
 
 

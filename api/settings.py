@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # DCAT-US data.json: who answers questions about the catalogue.
     catalog_contact_name: str = "Performance analytics team"
     catalog_contact_email: str = "opendata@example.gov"
+    # Level of the JSON logs on stderr (debug, info, warning, error).
+    log_level: str = "info"
 
     @property
     def tz(self) -> ZoneInfo:

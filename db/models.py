@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -151,6 +152,9 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(sa_column=Column(String(16), nullable=False))
     created_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
     revoked_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime))
+    # Null: never expires. A key stops working at this instant (rotation: create the new key
+    # with an expiry on the old one, or revoke the old one once the new one is in use).
+    expires_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime))
 
 
 class Analysis(SQLModel, table=True):
@@ -215,3 +219,21 @@ class DataState(SQLModel, table=True):
     scope: str = Field(sa_column=Column(String(120), primary_key=True))
     version: int = Field(sa_column=Column(BigInteger, nullable=False))
     changed_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+
+
+class AuditEntry(SQLModel, table=True):
+    """One row per write (ingest batch, definition PUT/DELETE, key create/revoke), inserted in
+    the same transaction as the write itself. Slugs, not ids: the log outlives what it names."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+    key_id: int | None = Field(default=None, sa_column=Column(Integer))
+    department: str | None = Field(default=None, sa_column=Column(String(100)))
+    action: str = Field(sa_column=Column(String(40), nullable=False))
+    target: str = Field(sa_column=Column(String(200), nullable=False))
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

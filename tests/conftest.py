@@ -33,6 +33,7 @@ from db.session import make_engine, session_factory
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgresql")
 TABLES = (
+    "audit_log",
     "cityscore_daily",
     "metric_scores",
     "value_revisions",

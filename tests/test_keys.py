@@ -74,7 +74,7 @@ def test_list_keys_never_shows_secrets(session: Session) -> None:
     _, token = keys.create(session, name="b", admin=True)
     rows = keys.list_keys(session)
     assert [set(r) for r in rows] == [
-        {"id", "name", "department", "admin", "created_at", "revoked_at"}
+        {"id", "name", "department", "admin", "created_at", "revoked_at", "expires_at"}
     ] * 2
     assert [(r["name"], r["department"], r["admin"]) for r in rows] == [
         ("a", "fire", False),
@@ -132,7 +132,15 @@ def test_keys_cli_end_to_end(tmp_path: Path) -> None:
         (2, "nightly", "311", False),
     ]
     for r in rows:
-        assert set(r) == {"id", "name", "department", "admin", "created_at", "revoked_at"}
+        assert set(r) == {
+            "id",
+            "name",
+            "department",
+            "admin",
+            "created_at",
+            "revoked_at",
+            "expires_at",
+        }
         assert r["created_at"].endswith("Z") and r["revoked_at"] is None
     assert token not in listed.stdout and dept_token not in listed.stdout
 
@@ -158,3 +166,28 @@ def test_keys_cli_end_to_end(tmp_path: Path) -> None:
     assert unknown.returncode != 0 and len(reasons(unknown)) == 1
     bad = cli(db, "keys", "revoke", "one")
     assert bad.returncode != 0
+
+
+def test_keys_cli_expiry(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    assert cli(db, "db", "upgrade").returncode == 0
+    dated = cli(db, "keys", "create", "--admin", "--name", "a", "--expires", "2099-01-01")
+    assert dated.returncode == 0, dated.stderr
+    assert "expires 2099-01-01T05:00:00Z" in dated.stdout  # midnight in New York, in UTC
+    days = cli(db, "keys", "create", "--admin", "--name", "b", "--expires-in-days", "90")
+    assert days.returncode == 0, days.stderr
+    rows = orjson.loads(cli(db, "keys", "list", "--json").stdout)
+    assert rows[0]["expires_at"] == "2099-01-01T05:00:00Z"
+    in_90 = dt.datetime.fromisoformat(rows[1]["expires_at"].replace("Z", "+00:00"))
+    assert abs(in_90 - dt.datetime.now(dt.UTC) - dt.timedelta(days=90)) < dt.timedelta(minutes=5)
+    assert "active until 2099-01-01T05:00Z" in cli(db, "keys", "list").stdout
+    for bad in (
+        ["--expires", "2000-01-01"],
+        ["--expires", "tomorrow"],
+        ["--expires-in-days", "0"],
+        ["--expires-in-days", "2", "--expires", "2099-01-01"],
+    ):
+        done = cli(db, "keys", "create", "--admin", "--name", "x", *bad)
+        assert done.returncode != 0 and done.stdout == "", bad
+        assert done.stderr.strip(), bad
+    assert len(orjson.loads(cli(db, "keys", "list", "--json").stdout)) == 2

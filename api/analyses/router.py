@@ -4,6 +4,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.analyses import atom, service
 from api.analyses.schemas import AnalysisIn, AnalysisList, AnalysisOut
+from api.audit import service as audit
 from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
@@ -77,21 +78,23 @@ def get_analysis(
 )
 def put_analysis(
     session: SessionDep,
-    _key: AdminKey,
+    key: AdminKey,
     body: AnalysisIn,
     slug: str = Path(pattern=SLUG_PATTERN, max_length=100, description=ANALYSIS_SLUG),
 ) -> Response:
     """Create or fully replace an analysis (admin key)."""
     doc, created = service.put(session, slug, body)
+    audit.record(session, key=key, action="analysis.put", target=slug, detail={"created": created})
     session.commit()
     return respond.json_response(doc, status_code=201 if created else 200)
 
 
 @router.delete("/{slug}", status_code=204, operation_id="deleteAnalysis", responses=WRITE_ERRORS)
 def delete_analysis(
-    session: SessionDep, _key: AdminKey, slug: str = Path(description=ANALYSIS_SLUG)
+    session: SessionDep, key: AdminKey, slug: str = Path(description=ANALYSIS_SLUG)
 ) -> Response:
     """Delete an analysis (admin key)."""
     service.delete(session, slug)
+    audit.record(session, key=key, action="analysis.delete", target=slug)
     session.commit()
     return Response(status_code=204)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Request, Response
 
+from api.audit import service as audit
 from api.changes import service as changes
 from api.departments import service
 from api.departments.schemas import DepartmentIn, DepartmentList, DepartmentOut
@@ -49,11 +50,19 @@ def get_department(
 )
 def put_department(
     session: SessionDep,
-    _key: AdminKey,
+    key: AdminKey,
     body: DepartmentIn,
     slug: str = Path(pattern=SLUG_PATTERN, max_length=100, description=DEPARTMENT_SLUG),
 ) -> Response:
     """Create or fully replace a department (admin key)."""
     dept, created = service.put(session, slug, body)
+    audit.record(
+        session,
+        key=key,
+        action="department.put",
+        target=slug,
+        department=slug,
+        detail={"created": created},
+    )
     session.commit()
     return respond.json_response(service.to_public(dept), status_code=201 if created else 200)

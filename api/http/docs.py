@@ -47,7 +47,7 @@ READ_ERRORS: dict[int | str, dict[str, Any]] = {
     503: problem_response_doc("The data store is unavailable"),
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: problem_response_doc("Missing, invalid or revoked API key"),
+    401: problem_response_doc("Missing, invalid, revoked or expired API key"),
     403: problem_response_doc("The key may not do this"),
     409: problem_response_doc("Conflicts with the current state"),
     422: problem_response_doc("Invalid body; `errors` lists every problem"),

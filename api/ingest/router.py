@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
+from api.audit import service as audit
 from api.deps import DepartmentKey, SessionDep, SettingsDep
 from api.errors import BadRequest, PayloadTooLarge
 from api.http.docs import READ_ERRORS, WRITE_ERRORS, problem_response_doc
@@ -14,6 +15,7 @@ from api.http.respond import json_response, private_collection
 from api.ingest import receipts, service
 from api.ingest.parse import media_type
 from api.ingest.schemas import REQUEST_BODY, BatchList, BatchReceipt, IngestReceipt
+from api.observability import metrics
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -88,16 +90,18 @@ def ingest_values(
     403. Replaying a batch changes nothing (everything `unchanged`). Old versions are kept as
     revisions and deletions as tombstones; affected scores are recomputed before the answer.
     """
-    outcome = service.ingest(
-        session,
-        key,
-        body,
-        request.headers.get("content-type"),
-        today=settings.today(),
-        max_rows=settings.ingest_max_rows,
-        dry_run=dry_run,
-        idempotency_key=idempotency_key,
-    )
+    with audit.recording_ingest(session, key):  # the audit row joins the batch's transaction
+        outcome = service.ingest(
+            session,
+            key,
+            body,
+            request.headers.get("content-type"),
+            today=settings.today(),
+            max_rows=settings.ingest_max_rows,
+            dry_run=dry_run,
+            idempotency_key=idempotency_key,
+        )
+    metrics.count_ingest(outcome.receipt, replayed=outcome.replayed)
     headers = {}
     if outcome.receipt["batch"] is not None:
         headers["Location"] = f"/v1/ingest/batches/{outcome.receipt['batch']}"

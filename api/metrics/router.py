@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from api.audit import service as audit
 from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
@@ -120,7 +121,7 @@ def get_metric_sparkline(
 def put_metric(
     session: SessionDep,
     settings: SettingsDep,
-    _key: AdminKey,
+    key: AdminKey,
     body: MetricIn,
     slug: str = Path(
         pattern=SLUG_PATTERN,
@@ -130,5 +131,13 @@ def put_metric(
 ) -> Response:
     """Create or fully replace a metric (admin key); its scores are recomputed before the answer."""
     doc, created = service.put(session, slug, body, settings.today())
+    audit.record(
+        session,
+        key=key,
+        action="metric.put",
+        target=slug,
+        department=body.department,
+        detail={"created": created},
+    )
     session.commit()
     return respond.json_response(doc, status_code=201 if created else 200)

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+AUDIT_COLUMNS = ("at", "key_id", "department", "action", "target", "detail")
+
+
+class AuditEntryOut(BaseModel):
+    at: dt.datetime = Field(description="When the write was committed (RFC 3339 UTC)")
+    key_id: int | None = Field(
+        description="Id of the API key that wrote (`cityscore keys list`); null from the CLI"
+    )
+    department: str | None = Field(
+        description="Slug of the department the write concerns; null when it concerns none"
+    )
+    action: str = Field(
+        description="ingest, department.put, metric.put, analysis.put, analysis.delete, "
+        "key.create or key.revoke"
+    )
+    target: str = Field(description="What was written: a batch id, a slug or a key id")
+    detail: dict[str, Any] = Field(
+        description="Action-specific facts (counts, created or replaced, request_id); "
+        "never a key or a body"
+    )
+
+
+class AuditPage(BaseModel):
+    data: list[AuditEntryOut]
+    next: str | None

@@ -1,0 +1,103 @@
+"""The audit log: one row per write, added to the writer's own transaction (never committed
+here), and read back newest first."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import ORMExecuteState
+from sqlmodel import Session
+
+from api.observability import request_id
+from db.models import ApiKey, AuditEntry, Department, IngestBatch, utcnow
+from db.session import WRITER_OPTION
+
+A = AuditEntry.__table__  # type: ignore[attr-defined]
+B = IngestBatch.__table__  # type: ignore[attr-defined]
+D = Department.__table__  # type: ignore[attr-defined]
+
+
+def record(
+    session: Session,
+    *,
+    key: ApiKey | None,
+    action: str,
+    target: str,
+    department: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Add one audit row to the session's transaction (the caller commits it with the write)."""
+    facts = dict(detail or {})
+    rid = request_id.current.get()
+    if rid is not None:
+        facts["request_id"] = rid
+    session.execute(
+        A.insert().values(
+            at=utcnow(),
+            key_id=key.id if key is not None else None,
+            department=department,
+            action=action,
+            target=target,
+            detail=facts,
+        )
+    )
+
+
+def department_slug(session: Session, department_id: int | None) -> str | None:
+    if department_id is None:
+        return None
+    slug: str | None = session.execute(select(D.c.slug).where(D.c.id == department_id)).scalar()
+    return slug
+
+
+@contextlib.contextmanager
+def recording_ingest(session: Session, key: ApiKey) -> Iterator[None]:
+    """Audit the batch that ``ingest`` writes, inside its own transaction.
+
+    The ingest service commits before it returns, so the row is added from the session's
+    ``before_commit`` of the writer transaction, only when that transaction inserted a batch
+    (dry runs, replays and failures write nothing and are not audited). Writers are
+    serialised, so the newest batch of this key is the one just inserted.
+    """
+    state: dict[str, bool] = {"inserted": False}
+
+    def saw_statement(orm_state: ORMExecuteState) -> None:
+        if orm_state.is_insert and getattr(orm_state.statement, "table", None) is B:
+            state["inserted"] = True
+
+    def before_commit(s: Session) -> None:
+        if not (state["inserted"] and s.info.get(WRITER_OPTION)):
+            return
+        state["inserted"] = False
+        batch = s.execute(
+            select(B).where(B.c.key_id == key.id).order_by(B.c.id.desc()).limit(1)
+        ).one()
+        counts = ("received", "created", "updated", "unchanged", "deleted")
+        record(
+            s,
+            key=key,
+            action="ingest",
+            target=str(batch.id),
+            department=department_slug(s, batch.department_id),
+            detail={c: getattr(batch, c) for c in counts},
+        )
+
+    event.listen(session, "do_orm_execute", saw_statement)
+    event.listen(session, "before_commit", before_commit)
+    try:
+        yield
+    finally:
+        event.remove(session, "do_orm_execute", saw_statement)
+        event.remove(session, "before_commit", before_commit)
+
+
+def page(session: Session, *, before_id: int | None, limit: int) -> list[Any]:
+    """Up to ``limit`` rows, newest first, strictly older than ``before_id``."""
+    stmt = select(A.c.id, *(A.c[c] for c in ("at", "key_id", "department", "action", "target")))
+    stmt = stmt.add_columns(A.c.detail).order_by(A.c.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(A.c.id < before_id)
+    return list(session.execute(stmt).all())
