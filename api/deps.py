@@ -75,6 +75,7 @@ def get_api_key(
 ) -> ApiKey:
     checked: ApiKey | None = request.scope.get("state", {}).get("api_key")
     if checked is not None:  # writes are authenticated before their body is read
+        request.state.key_id = checked.id  # for the request's log line (never the key)
         return checked
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -86,7 +87,7 @@ def get_api_key(
     key = keys_service.authenticate(session, token.strip())
     if key is None:
         raise Unauthorized(
-            "The API key is invalid, revoked or expired.",
+            "The API key is invalid, expired or revoked.",
             headers={"WWW-Authenticate": 'Bearer realm="cityscore", error="invalid_token"'},
         )
     request.state.key_id = key.id  # for the request's log line (the id, never the key)

@@ -168,11 +168,12 @@ def test_keys_table_has_a_header_and_dates() -> None:
             "admin": False,
             "created_at": dt.datetime(2026, 5, 1, 4, 5, 6),
             "revoked_at": None,
+            "expires_at": dt.datetime(2027, 1, 1, 5, 0),
         }
     ]
     assert format_keys(rows).splitlines() == [
-        "ID  NAME     SCOPE           CREATED (UTC)      REVOKED (UTC)",
-        "1   nightly  department 311  2026-05-01 04:05Z  -",
+        "ID  NAME     SCOPE           CREATED (UTC)      REVOKED (UTC)  EXPIRES (UTC)",
+        "1   nightly  department 311  2026-05-01 04:05Z  -              2027-01-01 05:00Z",
     ]
     assert "no keys yet" in format_keys([])
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from api.audit import service
 from api.audit.schemas import AUDIT_COLUMNS, AuditPage
@@ -12,27 +10,18 @@ from api.deps import AdminKey, SessionDep, SettingsDep
 from api.errors import BadRequest, NotFound
 from api.http.docs import READ_ERRORS, WRITE_ERRORS
 from api.http.paging import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
     decode_cursor,
     encode_cursor,
     parse_limit,
     query_fingerprint,
 )
+from api.http.params import CursorParam, LimitParam
 from api.http.respond import json_response
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
-Limit = Annotated[
-    int | None,
-    Query(
-        ge=1, le=MAX_LIMIT, description=f"Rows per page, 1-{MAX_LIMIT} (default {DEFAULT_LIMIT})"
-    ),
-]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=200, description="Opaque cursor from the previous page's `next` link"),
-]
+Limit = LimitParam
+Cursor = CursorParam
 
 
 @router.get(
@@ -60,7 +49,7 @@ def list_audit(
     metrics and analyses, API keys created and revoked. JSON only; never cached."""
     if request.scope.get("state", {}).get("csv_suffix"):
         raise NotFound("The audit log has no CSV form; drop the .csv suffix.")
-    size = parse_limit(None if limit is None else str(limit))
+    size = parse_limit(limit)
     fingerprint = query_fingerprint(request)
     before = None
     if cursor is not None:

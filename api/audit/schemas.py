@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.schemas import page_example
+
 AUDIT_COLUMNS = ("at", "key_id", "department", "action", "target", "detail")
 
 
@@ -28,5 +30,17 @@ class AuditEntryOut(BaseModel):
 
 
 class AuditPage(BaseModel):
+    model_config = page_example(
+        "/v1/audit",
+        {
+            "at": "2026-05-16T10:04:05.123456Z",
+            "key_id": 3,
+            "department": "311",
+            "action": "ingest",
+            "target": "42",
+            "detail": {"received": 2, "created": 2, "request_id": "8f2c"},
+        },
+    )
+
     data: list[AuditEntryOut]
     next: str | None

@@ -10,7 +10,7 @@ from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS
-from api.http.params import PAGED, date_query, parse_date
+from api.http.params import CSV_FORM, PAGED, date_query, parse_date
 from api.schemas import DEPARTMENT_SLUG
 from api.scorecards import service
 from api.scorecards.schemas import SCORECARD_CSV_COLUMNS, Scorecard, ScorecardList
@@ -59,6 +59,7 @@ def list_scorecards(
     response_model=Scorecard,
     operation_id="getScorecard",
     responses=CSV_CONTENT,
+    dependencies=CSV_FORM,
 )
 def get_scorecard(
     request: Request,

@@ -124,7 +124,9 @@ def test_every_page_type_is_cached_html_with_security_headers(
             assert r.headers["cache-control"] == "no-store"
             assert "style-src 'self' 'nonce-" in csp
             continue
-        assert r.headers["cache-control"] == "public, max-age=60"
+        assert r.headers["cache-control"] == (
+            "public, max-age=60, stale-while-revalidate=30, stale-if-error=300"
+        )
         again = client.get(path, headers={"If-None-Match": r.headers["etag"]})
         assert again.status_code == 304, name
         assert parse(r.text).inline == [], name
