@@ -160,7 +160,7 @@ def test_keys_cli_end_to_end(tmp_path: Path) -> None:
     ]  # fmt: skip
     today = f"{dt.datetime.now(dt.UTC):%Y-%m-%d}"
     assert first.split()[:3] == ["1", "x", "admin"] and first.count(today) == 2
-    assert first.split()[-3].endswith("Z") and first.split()[-1] == "-"  # revoked, no expiry
+    assert first.split()[-2].endswith("Z") and first.split()[-1] == "-"  # revoked, no expiry
     assert second.split()[:4] == ["2", "nightly", "department", "311"]
     assert second.count(today) == 1 and second.endswith("-  -")
 
