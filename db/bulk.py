@@ -14,7 +14,8 @@ is NULL); Date -> day ordinals (``date.toordinal()``); Boolean -> bools; DateTim
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -45,40 +46,57 @@ _WIRE = {"int4": ">i4", "int8": ">i8", "float8": ">f8", "date": ">i4", "timestam
 _WIRE_SIZE = {"int4": 4, "int8": 8, "float8": 8, "date": 4, "timestamp": 8, "bool": 1}
 
 
+def _wire_values(kind: str, arr: Any) -> Any:
+    if kind == "date":
+        return np.asarray(arr, dtype=np.int64) - PG_EPOCH_ORDINAL
+    if kind == "timestamp":
+        return (np.asarray(arr, dtype="datetime64[us]") - PG_EPOCH_US).astype(np.int64)
+    if kind == "bool":
+        return np.asarray(arr, dtype=bool)
+    return np.asarray(arr)
+
+
 def _pg_payload(kinds: Sequence[str], arrays: Sequence[Any]) -> bytes:
-    """Binary COPY tuples for these columns (no header or trailer)."""
+    """Binary COPY tuples for these columns, built in cache-sized blocks of rows."""
     n = len(arrays[0])
-    fields: list[tuple[str, str]] = [("count", ">i2")]
-    for i, kind in enumerate(kinds):
-        fields += [(f"l{i}", ">i4"), (f"v{i}", _WIRE.get(kind, "u1"))]
-    rec = np.empty(n, dtype=np.dtype(fields))
-    rec["count"] = len(kinds)
-    keep = None
-    offset = 2
-    width = rec.dtype.itemsize
-    for i, (kind, arr) in enumerate(zip(kinds, arrays, strict=True)):
-        size = _WIRE_SIZE[kind]
-        rec[f"l{i}"] = size
-        if kind == "date":
-            rec[f"v{i}"] = np.asarray(arr, dtype=np.int64) - PG_EPOCH_ORDINAL
-        elif kind == "timestamp":
-            rec[f"v{i}"] = (np.asarray(arr, dtype="datetime64[us]") - PG_EPOCH_US).astype(np.int64)
-        elif kind == "bool":
-            rec[f"v{i}"] = np.asarray(arr, dtype=bool)
-        elif kind == "float8":
-            values = np.asarray(arr, dtype=float)
-            null = np.isnan(values)
-            rec[f"v{i}"] = values
-            if null.any():
-                rec[f"l{i}"][null] = -1
-                if keep is None:
-                    keep = np.ones((n, width), dtype=bool)
-                keep[null, offset + 4 : offset + 4 + size] = False
-        else:
-            rec[f"v{i}"] = arr
-        offset += 4 + size
-    raw = rec.view(np.uint8).reshape(n, width)
-    return (raw[keep] if keep is not None else raw).tobytes()
+    step = 8192
+    return b"".join(
+        _pg_block(kinds, [arr[i : i + step] for arr in arrays]) for i in range(0, n, step)
+    )
+
+
+def _pg_block(kinds: Sequence[str], arrays: Sequence[Any]) -> bytes:
+    """Binary COPY tuples for these columns (no header or trailer).
+
+    A NULL field has no data bytes, so rows differ in length by which floats are NaN: rows are
+    grouped by that pattern (a handful of groups) and each group is one fixed-width NumPy
+    record array. The groups go out one after another (a table has no row order).
+    """
+    n = len(arrays[0])
+    values = [_wire_values(kind, arr) for kind, arr in zip(kinds, arrays, strict=True)]
+    floats = [i for i, kind in enumerate(kinds) if kind == "float8"]
+    code = np.zeros(n, dtype=np.int64)
+    for j, i in enumerate(floats):
+        code |= np.isnan(values[i]).astype(np.int64) << j
+    patterns, group = np.unique(code, return_inverse=True)
+    group = group.reshape(-1)
+    out = []
+    for g, pattern in enumerate(patterns.tolist()):
+        rows = np.flatnonzero(group == g) if len(patterns) > 1 else slice(None)
+        null = {i for j, i in enumerate(floats) if pattern >> j & 1}
+        fields: list[tuple[str, str]] = [("count", ">i2")]
+        for i, kind in enumerate(kinds):
+            fields.append((f"l{i}", ">i4"))
+            if i not in null:
+                fields.append((f"v{i}", _WIRE.get(kind, "u1")))
+        rec = np.empty(n if isinstance(rows, slice) else len(rows), dtype=np.dtype(fields))
+        rec["count"] = len(kinds)
+        for i, kind in enumerate(kinds):
+            rec[f"l{i}"] = -1 if i in null else _WIRE_SIZE[kind]
+            if i not in null:
+                rec[f"v{i}"] = values[i][rows]
+        out.append(rec.tobytes())
+    return b"".join(out)
 
 
 def _sqlite_rows(kinds: Sequence[str], arrays: Sequence[Any]) -> list[list[Any]]:
@@ -132,3 +150,65 @@ def insert_columns(connection: Connection, table: Table, columns: Sequence[tuple
     finally:
         cur.close()
     return n
+
+
+@contextmanager
+def indexes_rebuilt_after(connection: Connection, tables: Sequence[Table]) -> Iterator[None]:
+    """Bulk-load into empty tables without index and foreign-key upkeep per row.
+
+    Drops the tables' indexes and constraints (PostgreSQL: primary key, unique, foreign keys,
+    read from the catalog so later migrations are covered; SQLite: secondary indexes), runs
+    the block, and recreates them from their saved definitions: one sort per index and one
+    join per foreign key instead of a b-tree insert and a lookup for every row (about 5x
+    faster for millions of rows). Inside the caller's transaction; the DDL locks the tables
+    until it commits, so use it for loads into empty tables only.
+    """
+    saved = _save_and_drop(connection, [t.name for t in tables])
+    yield
+    if connection.dialect.name == "postgresql":  # index builds sort in memory, not on disk
+        connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+    for statement in saved:
+        connection.exec_driver_sql(statement)
+
+
+def _save_and_drop(connection: Connection, names: Sequence[str]) -> list[str]:
+    """Drop the tables' indexes/constraints; return the statements that recreate them."""
+    run = connection.exec_driver_sql
+    if connection.dialect.name != "postgresql":
+        marks = ", ".join("?" for _ in names)
+        rows = run(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            f"AND tbl_name IN ({marks})",
+            tuple(names),
+        ).all()
+        for name, _ in rows:
+            run(f'DROP INDEX "{name}"')
+        return [sql for _, sql in rows]
+    keep: list[tuple[str, str, str]] = []
+    foreign: list[tuple[str, str, str]] = []
+    indexes: list[tuple[str, str]] = []
+    for name in names:
+        referenced = run(
+            "SELECT count(*) FROM pg_constraint WHERE confrelid = %(t)s::regclass", {"t": name}
+        ).scalar()
+        constraints = run(
+            "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %(t)s::regclass AND contype IN ('p', 'u', 'f')",
+            {"t": name},
+        ).all()
+        backing = {c for c, kind, _ in constraints if kind in ("p", "u")}
+        for conname, kind, definition in constraints:
+            if kind != "f" and referenced:
+                continue  # another table's foreign key needs this key
+            statement = f'ALTER TABLE {name} ADD CONSTRAINT "{conname}" {definition}'
+            (foreign if kind == "f" else keep).append((name, conname, statement))
+        for index, definition in run(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %(t)s", {"t": name}
+        ).all():
+            if index not in backing:
+                indexes.append((index, definition))
+    for name, conname, _ in foreign + keep:
+        run(f'ALTER TABLE {name} DROP CONSTRAINT "{conname}"')
+    for index, _ in indexes:
+        run(f'DROP INDEX "{index}"')
+    return [s for _, _, s in keep] + [d for _, d in indexes] + [s for _, _, s in foreign]

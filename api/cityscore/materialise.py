@@ -14,8 +14,7 @@ import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import groupby, pairwise
-from operator import itemgetter
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,7 @@ SCORE_COLUMNS = tuple(
 # Windows reach back at most ~4 months before an as-of date; after the last value, scores are
 # materialised this many days ahead (later as-of dates are computed on read).
 AHEAD = 130
-Columns = tuple[list[int], list[Any], list[Any], list[Any]]  # ordinals, value, num, den
+Columns = tuple[Any, Any, Any, Any]  # NumPy: day ordinals, value, numerator, denominator
 
 
 def load_specs(session: Session, metric_ids: Iterable[int] | None = None) -> dict[int, MetricSpec]:
@@ -84,46 +83,90 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def metric_columns(
-    session: Session, metric_ids: Sequence[int], start: dt.date, end: dt.date
+    session: Session,
+    metric_ids: Sequence[int],
+    start: dt.date,
+    end: dt.date,
+    per_query: int = 200,
 ) -> Iterator[tuple[int, Columns]]:
-    """Each metric's live points in [start, end] as columns, one metric at a time.
+    """Each metric's live points in [start, end] as NumPy columns, one metric at a time.
 
-    One query per 200 metrics (bounded memory) on the driver's own cursor: days come back as
-    ordinal numbers and the rows go straight into column lists, no per-row objects between.
-    Metrics without live values in the range are left out.
+    One query per ``per_query`` metrics (bounded memory), straight into arrays: on PostgreSQL
+    a binary ``COPY ... TO STDOUT`` of fixed-width rows (nulls sent as NaN, which no stored
+    value can be) read with one ``np.frombuffer``; on SQLite the driver's rows as one float
+    array. Metrics without live values in the range are left out.
     """
     connection = session.connection()
-    raw: Any = connection.connection.driver_connection
-    postgres = connection.dialect.name == "postgresql"
-    ordinal = (
-        "(v.date - DATE '0001-01-01' + 1)"
-        if postgres
-        else "CAST(julianday(v.date) - 1721424.5 AS INTEGER)"
-    )
-    for id_chunk in _chunks(sorted(metric_ids), 200):
-        if postgres:
-            where = "v.metric_id = ANY(%s) AND v.date BETWEEN %s AND %s"
-            params: list[Any] = [list(id_chunk), start, end]
+    for id_chunk in _chunks(sorted(metric_ids), per_query):
+        if connection.dialect.name == "postgresql":
+            table = _pg_points(connection, id_chunk, start, end)
         else:
-            marks = ", ".join("?" for _ in id_chunk)
-            where = f"v.metric_id IN ({marks}) AND v.date BETWEEN ? AND ?"
-            params = [*id_chunk, start.isoformat(), end.isoformat()]
-        cur = raw.cursor()
-        try:
-            cur.execute(
-                f"SELECT v.metric_id, {ordinal}, v.value, v.numerator, v.denominator "
-                f"FROM metric_values v WHERE NOT v.deleted AND {where} "
-                "ORDER BY v.metric_id, v.date",
-                params,
+            table = _sqlite_points(connection, id_chunk, start, end)
+        if not len(table):
+            continue
+        ids = table[:, 0]
+        cuts = [0, *(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), len(ids)]
+        for a, b in pairwise(cuts):
+            block = table[a:b]
+            yield (
+                int(block[0, 0]),
+                (block[:, 1].astype(np.int64), block[:, 2], block[:, 3], block[:, 4]),
             )
-            rows = cur.fetchall()
-        finally:
-            cur.close()
-        for metric_id, group in groupby(rows, key=itemgetter(0)):
-            _, ordinals, values, numerators, denominators = (
-                list(column) for column in zip(*group, strict=True)
-            )
-            yield metric_id, (ordinals, values, numerators, denominators)
+
+
+_POINTS = np.dtype(
+    [
+        ("count", ">i2"),
+        ("l0", ">i4"),
+        ("metric_id", ">i4"),
+        ("l1", ">i4"),
+        ("day", ">i4"),
+        ("l2", ">i4"),
+        ("value", ">f8"),
+        ("l3", ">i4"),
+        ("numerator", ">f8"),
+        ("l4", ">i4"),
+        ("denominator", ">f8"),
+    ]
+)
+
+
+def _pg_points(connection: Any, ids: Sequence[int], start: dt.date, end: dt.date) -> Any:
+    raw: Any = connection.connection.driver_connection
+    nan = "'NaN'::float8"
+    sql = (
+        "COPY (SELECT v.metric_id, (v.date - DATE '0001-01-01' + 1)::int4, "
+        f"COALESCE(v.value, {nan}), COALESCE(v.numerator, {nan}), "
+        f"COALESCE(v.denominator, {nan}) FROM metric_values v "
+        "WHERE NOT v.deleted AND v.metric_id = ANY(%s) AND v.date BETWEEN %s AND %s "
+        "ORDER BY v.metric_id, v.date) TO STDOUT (FORMAT BINARY)"
+    )
+    with raw.cursor() as cur, cur.copy(sql, (list(ids), start, end)) as copy:
+        data = b"".join(bytes(block) for block in copy)
+    body = data[19:-2]  # the header (no extension) and the trailer
+    rows = np.frombuffer(body, dtype=_POINTS)
+    table = np.empty((len(rows), 5))
+    for i, name in enumerate(("metric_id", "day", "value", "numerator", "denominator")):
+        table[:, i] = rows[name]
+    return table
+
+
+def _sqlite_points(connection: Any, ids: Sequence[int], start: dt.date, end: dt.date) -> Any:
+    raw: Any = connection.connection.driver_connection
+    marks = ", ".join("?" for _ in ids)
+    cur = raw.cursor()
+    try:
+        cur.execute(
+            "SELECT v.metric_id, CAST(julianday(v.date) - 1721424.5 AS INTEGER), v.value, "
+            "v.numerator, v.denominator FROM metric_values v WHERE NOT v.deleted "
+            f"AND v.metric_id IN ({marks}) AND v.date BETWEEN ? AND ? "
+            "ORDER BY v.metric_id, v.date",
+            [*ids, start.isoformat(), end.isoformat()],
+        )
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    return np.array(rows, dtype=float).reshape(-1, 5)
 
 
 class _ScoreRows:
@@ -181,8 +224,7 @@ def rescore_metrics(session: Session, metric_ids: Iterable[int]) -> None:
         select(func.min(S.c.as_of), func.max(S.c.as_of)).where(S.c.metric_id.in_(ids))
     ).one()
     _delete_scores(session, ids, [])
-    columns = dict(metric_columns(session, ids, dt.date.min, dt.date.max))
-    spans = {m: (c[0][0] + 1, c[0][-1] + AHEAD) for m, c in columns.items()}
+    spans = _spans(session, ids)
     touched: list[tuple[dt.date, dt.date]] = []
     if old[0] is not None:
         touched.append((old[0], old[1]))
@@ -195,7 +237,7 @@ def rescore_metrics(session: Session, metric_ids: Iterable[int]) -> None:
     calendar = Calendar(date_range(dt.date.fromordinal(first), dt.date.fromordinal(last)), years)
     city = _InMemoryCity(session, ids, calendar)
     writer = _ScoreRows(session)
-    for metric_id, cols in columns.items():
+    for metric_id, cols in metric_columns(session, ids, dt.date.min, dt.date.max, 25):
         dense = Dense(calendar, *cols)
         scores = score_columns(specs[metric_id], calendar, dense)
         a, b = spans[metric_id][0] - first, spans[metric_id][1] - first + 1
@@ -208,6 +250,19 @@ def rescore_metrics(session: Session, metric_ids: Iterable[int]) -> None:
         city.write()
     else:
         refresh_cityscore(session, _expand(touched))
+
+
+def _spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Each metric's as-of ordinals to materialise: first value + 1 .. last value + AHEAD."""
+    out = {}
+    for id_chunk in _chunks(metric_ids, 1000):
+        rows = session.execute(
+            select(V.c.metric_id, func.min(V.c.date), func.max(V.c.date))
+            .where(and_(V.c.metric_id.in_(id_chunk), ~V.c.deleted))
+            .group_by(V.c.metric_id)
+        )
+        out.update({m: (a.toordinal() + 1, b.toordinal() + AHEAD) for m, a, b in rows})
+    return out
 
 
 def _expand(ranges: Iterable[tuple[dt.date, dt.date]]) -> set[dt.date]:
