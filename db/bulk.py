@@ -125,6 +125,11 @@ def _sqlite_rows(kinds: Sequence[str], arrays: Sequence[Any]) -> list[list[Any]]
     return rows
 
 
+def sqlite_rows(table: Table, columns: Sequence[tuple[str, Any]]) -> list[list[Any]]:
+    """The columns as driver rows for SQLite (ISO dates, NaN as None), for an executemany."""
+    return _sqlite_rows([_kind(table.c[n].type) for n, _ in columns], [a for _, a in columns])
+
+
 def insert_columns(connection: Connection, table: Table, columns: Sequence[tuple[str, Any]]) -> int:
     """Insert the rows made of these columns (name, array); returns the row count."""
     if not columns or not len(columns[0][1]):
@@ -212,3 +217,61 @@ def _save_and_drop(connection: Connection, names: Sequence[str]) -> list[str]:
     for index, _ in indexes:
         run(f'DROP INDEX "{index}"')
     return [s for _, _, s in keep] + [d for _, d in indexes] + [s for _, _, s in foreign]
+
+
+def pg_select_arrays(
+    connection: Connection, select_sql: str, params: Sequence[Any], kinds: Sequence[str]
+) -> Iterator[tuple[int, list[Any]]]:
+    """Rows of (int4 key, array, array, ...) from PostgreSQL as NumPy arrays, via binary COPY.
+
+    The SELECT groups many values into one row per key (``array_agg``), so the driver hands
+    over a few large rows and each array is one ``np.frombuffer`` (its elements are
+    fixed-width: no NULL elements, send them as NaN). ``kinds`` gives each array's element
+    type ("int4" or "float8").
+    """
+    elements = [np.dtype([("length", ">i4"), ("value", _WIRE[kind])]) for kind in kinds]
+    raw: Any = connection.connection.driver_connection
+    sql = f"COPY ({select_sql}) TO STDOUT (FORMAT BINARY)"
+    with raw.cursor() as cur, cur.copy(sql, params) as copy:
+        first = True
+        for block in copy:
+            data = memoryview(block)
+            if first:  # the header arrives with the first row
+                data, first = data[len(HEADER) :], False
+            if len(data) <= len(TRAILER):
+                continue
+            key = int.from_bytes(data[6:10], "big", signed=True)
+            at, arrays = 10, []
+            for element in elements:
+                length = int.from_bytes(data[at : at + 4], "big", signed=True)
+                body = data[at + 4 : at + 4 + length]
+                at += 4 + length
+                ndim = int.from_bytes(body[0:4], "big")
+                start = 12 + 8 * ndim  # ndim, has-null flag, element type, then dims/bounds
+                values: Any = np.frombuffer(body[start:], dtype=element)["value"] if ndim else []
+                arrays.append(np.asarray(values).astype(np.float64))
+            yield key, arrays
+
+
+def pg_select_numbers(
+    connection: Connection, select_sql: str, params: Sequence[Any], kinds: Sequence[str]
+) -> Any:
+    """Rows of a PostgreSQL SELECT as one float array, through a binary ``COPY TO STDOUT``.
+
+    Every column must be non-null of its kind ("int4" or "float8"; send nulls as NaN with
+    COALESCE), so each row has the same width and the whole answer is one ``np.frombuffer``.
+    """
+    fields: list[tuple[str, str]] = [("count", ">i2")]
+    for i, kind in enumerate(kinds):
+        fields += [(f"l{i}", ">i4"), (f"v{i}", _WIRE[kind])]
+    raw: Any = connection.connection.driver_connection
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY ({select_sql}) TO STDOUT (FORMAT BINARY)", params) as copy,
+    ):
+        data = b"".join(bytes(block) for block in copy)
+    rows = np.frombuffer(data[len(HEADER) : -len(TRAILER)], dtype=np.dtype(fields))
+    table = np.empty((len(rows), len(kinds)))
+    for i in range(len(kinds)):
+        table[:, i] = rows[f"v{i}"]
+    return table

@@ -17,10 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.scoring.aggregates import AGGREGATIONS, RATIO_AGGREGATIONS, Point, Series
-from api.scoring.engine import Calendar, Dense, has_current_data, score_columns
+from api.scoring.engine import (
+    Calendar,
+    Dense,
+    has_current_data,
+    has_window_data,
+    score_columns,
+)
 from api.scoring.scores import DIRECTIONS, REFERENCES, MetricSpec, score_as_of
 from api.scoring.scores import has_current_data as reference_has_current_data
-from api.scoring.windows import date_range
+from api.scoring.windows import date_range, windows_as_of
 
 D = dt.date
 REL = 1e-12
@@ -125,6 +131,8 @@ def _check(spec: MetricSpec, points: list[Point], dates: list[dt.date]) -> None:
             assert _close(e, g), (row.as_of, i, e, g, spec)
     flags = has_current_data(calendar, dense).tolist()
     assert flags == [reference_has_current_data(series, d) for d in dates]
+    stored = has_window_data(calendar, dense).tolist()
+    assert stored == [any(series.has_data(*w) for w in windows_as_of(d).values()) for d in dates]
 
 
 def series_sorted(points: list[Point]) -> list[Point]:

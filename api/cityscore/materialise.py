@@ -21,10 +21,15 @@ import numpy as np
 from sqlalchemy import and_, delete, func, or_, select
 from sqlmodel import Session
 
-from api.scoring.engine import Calendar, Dense, has_current_data, score_columns
+from api.scoring.engine import (
+    Calendar,
+    Dense,
+    has_window_data,
+    score_columns,
+)
 from api.scoring.scores import MetricSpec
 from api.scoring.windows import WINDOW_NAMES, as_of_dates_affected, date_range
-from db.bulk import insert_columns
+from db.bulk import insert_columns, pg_select_arrays, pg_select_numbers
 from db.models import CityScoreDaily, Metric, MetricScore, MetricTarget, MetricValue
 
 M = Metric.__table__  # type: ignore[attr-defined]
@@ -39,6 +44,7 @@ SCORE_COLUMNS = tuple(
 # Windows reach back at most ~4 months before an as-of date; after the last value, scores are
 # materialised this many days ahead (later as-of dates are computed on read).
 AHEAD = 130
+HORIZON = dt.timedelta(days=AHEAD)
 Columns = tuple[Any, Any, Any, Any]  # NumPy: day ordinals, value, numerator, denominator
 
 
@@ -60,6 +66,16 @@ def load_specs(session: Session, metric_ids: Iterable[int] | None = None) -> dic
         )
         for r in session.execute(stmt)
     }
+
+
+def _last_dates(session: Session, metric_ids: Sequence[int]) -> dict[int, dt.date]:
+    """Each metric's latest day with a row (live or deleted): one index probe per metric."""
+    out: dict[int, dt.date] = {}
+    for id_chunk in _chunks(sorted(metric_ids), 1000):
+        latest = select(func.max(V.c.date)).where(V.c.metric_id == M.c.id).scalar_subquery()
+        rows = session.execute(select(M.c.id, latest).where(M.c.id.in_(id_chunk)))
+        out.update({m: day for m, day in rows if day is not None})
+    return out
 
 
 def _ranges(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
@@ -85,23 +101,24 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def metric_columns(
     session: Session,
     metric_ids: Sequence[int],
-    start: dt.date,
-    end: dt.date,
+    ranges: Sequence[tuple[dt.date, dt.date]],
     per_query: int = 200,
 ) -> Iterator[tuple[int, Columns]]:
-    """Each metric's live points in [start, end] as NumPy columns, one metric at a time.
+    """Each metric's live points in the date ranges as NumPy columns, one metric at a time.
 
     One query per ``per_query`` metrics (bounded memory), straight into arrays: on PostgreSQL
-    a binary ``COPY ... TO STDOUT`` of fixed-width rows (nulls sent as NaN, which no stored
-    value can be) read with one ``np.frombuffer``; on SQLite the driver's rows as one float
-    array. Metrics without live values in the range are left out.
+    one row per metric with its days and values aggregated into arrays (nulls as NaN, which
+    no stored value can be), read from a binary COPY with ``np.frombuffer``; on SQLite the
+    driver's rows as one float array. Metrics without live values in the range are left out.
     """
     connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
     for id_chunk in _chunks(sorted(metric_ids), per_query):
-        if connection.dialect.name == "postgresql":
-            table = _pg_points(connection, id_chunk, start, end)
-        else:
-            table = _sqlite_points(connection, id_chunk, start, end)
+        if postgres:
+            for metric_id, (days, *values) in _pg_points(connection, id_chunk, ranges):
+                yield metric_id, (days.astype(np.int64), *values)
+            continue
+        table = _sqlite_points(connection, id_chunk, ranges)
         if not len(table):
             continue
         ids = table[:, 0]
@@ -114,44 +131,33 @@ def metric_columns(
             )
 
 
-_POINTS = np.dtype(
-    [
-        ("count", ">i2"),
-        ("l0", ">i4"),
-        ("metric_id", ">i4"),
-        ("l1", ">i4"),
-        ("day", ">i4"),
-        ("l2", ">i4"),
-        ("value", ">f8"),
-        ("l3", ">i4"),
-        ("numerator", ">f8"),
-        ("l4", ">i4"),
-        ("denominator", ">f8"),
-    ]
-)
+def _pg_points(
+    connection: Any, ids: Sequence[int], ranges: Sequence[tuple[dt.date, dt.date]]
+) -> Iterator[tuple[int, list[Any]]]:
+    def agg(expr: str) -> str:
+        return f"array_agg({expr} ORDER BY v.date)"
 
-
-def _pg_points(connection: Any, ids: Sequence[int], start: dt.date, end: dt.date) -> Any:
-    raw: Any = connection.connection.driver_connection
     nan = "'NaN'::float8"
+    day = "(v.date - DATE '0001-01-01' + 1)::int4"
+    columns = ("value", "numerator", "denominator")
+    values = ", ".join(agg(f"COALESCE(v.{c}, {nan})") for c in columns)
     sql = (
-        "COPY (SELECT v.metric_id, (v.date - DATE '0001-01-01' + 1)::int4, "
-        f"COALESCE(v.value, {nan}), COALESCE(v.numerator, {nan}), "
-        f"COALESCE(v.denominator, {nan}) FROM metric_values v "
-        "WHERE NOT v.deleted AND v.metric_id = ANY(%s) AND v.date BETWEEN %s AND %s "
-        "ORDER BY v.metric_id, v.date) TO STDOUT (FORMAT BINARY)"
+        f"SELECT v.metric_id, {agg(day)}, {values} FROM metric_values v "
+        f"WHERE NOT v.deleted AND v.metric_id = ANY(%s) AND ({_between('v.date', ranges)}) "
+        "GROUP BY v.metric_id ORDER BY v.metric_id"
     )
-    with raw.cursor() as cur, cur.copy(sql, (list(ids), start, end)) as copy:
-        data = b"".join(bytes(block) for block in copy)
-    body = data[19:-2]  # the header (no extension) and the trailer
-    rows = np.frombuffer(body, dtype=_POINTS)
-    table = np.empty((len(rows), 5))
-    for i, name in enumerate(("metric_id", "day", "value", "numerator", "denominator")):
-        table[:, i] = rows[name]
-    return table
+    kinds = ("int4", "float8", "float8", "float8")
+    params = [list(ids), *(d for pair in ranges for d in pair)]
+    return pg_select_arrays(connection, sql, params, kinds)
 
 
-def _sqlite_points(connection: Any, ids: Sequence[int], start: dt.date, end: dt.date) -> Any:
+def _between(column: str, ranges: Sequence[tuple[dt.date, dt.date]], mark: str = "%s") -> str:
+    return " OR ".join(f"{column} BETWEEN {mark} AND {mark}" for _ in ranges)
+
+
+def _sqlite_points(
+    connection: Any, ids: Sequence[int], ranges: Sequence[tuple[dt.date, dt.date]]
+) -> Any:
     raw: Any = connection.connection.driver_connection
     marks = ", ".join("?" for _ in ids)
     cur = raw.cursor()
@@ -159,9 +165,9 @@ def _sqlite_points(connection: Any, ids: Sequence[int], start: dt.date, end: dt.
         cur.execute(
             "SELECT v.metric_id, CAST(julianday(v.date) - 1721424.5 AS INTEGER), v.value, "
             "v.numerator, v.denominator FROM metric_values v WHERE NOT v.deleted "
-            f"AND v.metric_id IN ({marks}) AND v.date BETWEEN ? AND ? "
+            f"AND v.metric_id IN ({marks}) AND ({_between('v.date', ranges, '?')}) "
             "ORDER BY v.metric_id, v.date",
-            [*ids, start.isoformat(), end.isoformat()],
+            [*ids, *(d.isoformat() for pair in ranges for d in pair)],
         )
         rows = cur.fetchall()
     finally:
@@ -185,16 +191,46 @@ class _ScoreRows:
             if self.rows >= self.flush_rows:
                 self.flush()
 
-    def flush(self) -> None:
-        if not self.blocks:
-            return
+    def _columns(self) -> list[tuple[str, Any]]:
         ids = np.concatenate([np.full(len(a), m, dtype=np.int64) for m, a, _ in self.blocks])
         as_of = np.concatenate([a for _, a, _ in self.blocks])
         scores = np.concatenate([s for _, _, s in self.blocks])
         columns = [("metric_id", ids), ("as_of", as_of)]
         columns += [(name, scores[:, i]) for i, name in enumerate(SCORE_COLUMNS)]
-        insert_columns(self.session.connection(), S, columns)
-        self.blocks, self.rows = [], 0
+        return columns
+
+    def flush(self) -> None:
+        if self.blocks:
+            insert_columns(self.session.connection(), S, self._columns())
+            self.blocks, self.rows = [], 0
+
+
+class _ScoreRewrite(_ScoreRows):
+    """Rewrites the affected as-of ranges: delete what is there, insert the new rows.
+
+    Cheaper than an upsert on PostgreSQL (an update writes a new row version and index
+    entries anyway, and checks the conflict per row). Knows which as-of dates had or now
+    have a row, so CityScore is refreshed only there.
+    """
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session, flush_rows=1 << 62)  # one bulk insert at the end
+        self.changed: set[dt.date] = set()
+
+    def delete(self, metric_ids: Sequence[int], ranges: Sequence[tuple[dt.date, dt.date]]) -> None:
+        for id_chunk in _chunks(sorted(metric_ids), 1000):
+            for chunk in _chunks(ranges, 200):
+                where = and_(S.c.metric_id.in_(id_chunk), _in_ranges(S.c.as_of, chunk))
+                stmt: Any = delete(S).where(where).returning(S.c.as_of)
+                if self.session.get_bind().dialect.name == "postgresql":  # dates, not rows
+                    stmt = select(stmt.cte("gone").c.as_of).distinct()
+                self.changed.update(self.session.execute(stmt).scalars())
+
+    def apply(self) -> set[dt.date]:
+        for _, as_of, _ in self.blocks:
+            self.changed.update(dt.date.fromordinal(o) for o in np.unique(as_of).tolist())
+        self.flush()
+        return self.changed
 
 
 def _delete_scores(
@@ -237,12 +273,13 @@ def rescore_metrics(session: Session, metric_ids: Iterable[int]) -> None:
     calendar = Calendar(date_range(dt.date.fromordinal(first), dt.date.fromordinal(last)), years)
     city = _InMemoryCity(session, ids, calendar)
     writer = _ScoreRows(session)
-    for metric_id, cols in metric_columns(session, ids, dt.date.min, dt.date.max, 25):
+    everything = [(dt.date.min, dt.date.max)]
+    for metric_id, cols in metric_columns(session, ids, everything, 25):
         dense = Dense(calendar, *cols)
         scores = score_columns(specs[metric_id], calendar, dense)
-        a, b = spans[metric_id][0] - first, spans[metric_id][1] - first + 1
-        writer.add(metric_id, calendar.as_of[a:b], scores[a:b])
-        city.add(metric_id, a, scores[a:b])
+        keep = has_window_data(calendar, dense)  # a row is stored where a window has data
+        writer.add(metric_id, calendar.as_of[keep], scores[keep])
+        city.add(metric_id, scores)
     writer.flush()
     touched.append((dt.date.fromordinal(first), dt.date.fromordinal(last)))
     if city.complete:
@@ -284,12 +321,12 @@ class _InMemoryCity:
         self.windows = [np.full((n, len(wanted)), np.nan) for _ in WINDOW_NAMES]
         self.column = {m: i for i, m in enumerate(sorted(wanted))}
 
-    def add(self, metric_id: int, offset: int, scores: Any) -> None:
+    def add(self, metric_id: int, scores: Any) -> None:
         if not self.complete or metric_id not in self.column:
             return
         j = self.column[metric_id]
         for w, matrix in enumerate(self.windows):
-            matrix[offset : offset + len(scores), j] = scores[:, w * 3]
+            matrix[:, j] = scores[:, w * 3]
 
     def write(self) -> None:
         means = [_fsum_means(matrix) for matrix in self.windows]
@@ -315,74 +352,93 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
 
     Set-based: metrics that share a reach (target metrics; baseline metrics with the same
     baseline_years) are recomputed together on the union of their affected as-of dates, with
-    one calendar of windows, one DELETE per chunk of ranges, one streamed read of their values
-    and one bulk insert of the new rows. Recomputing a date that did not change is harmless.
+    one calendar of windows, one DELETE per chunk of date ranges, one streamed read of their
+    values and one bulk insert; CityScore is refreshed on the as-of dates that had or now have
+    a row of these metrics.
     """
     specs = load_specs(session, changed.keys())
     groups: dict[int, list[int]] = defaultdict(list)
     for metric_id in changed:
         spec = specs[metric_id]
         groups[spec.baseline_years if spec.reference == "baseline" else 0].append(metric_id)
-    touched: set[dt.date] = set()
-    writer = _ScoreRows(session)
+    writer = _ScoreRewrite(session)
     for years, ids in groups.items():
         days = set().union(*(set(changed[m]) for m in ids))
-        affected = sorted(as_of_dates_affected(days, years))
+        # No window reaches a value from beyond AHEAD days after it: no row there.
+        horizon = max(_last_dates(session, ids).values(), default=max(days)) + HORIZON
+        affected = sorted(d for d in as_of_dates_affected(days, years) if d <= horizon)
         if not affected:
             continue
-        _delete_scores(session, ids, _ranges(affected))
+        writer.delete(ids, _ranges(affected))
         calendar = Calendar(affected, years)
-        reach = dt.timedelta(days=AHEAD + 366 * years)
-        for metric_id, cols in metric_columns(session, ids, affected[0] - reach, affected[-1]):
+        for metric_id, cols in metric_columns(session, ids, calendar.spans()):
             dense = Dense(calendar, *cols)
-            keep = has_current_data(calendar, dense)
+            keep = has_window_data(calendar, dense)  # a row is stored where a window has data
             if keep.any():
                 scores = score_columns(specs[metric_id], calendar, dense)
                 writer.add(metric_id, calendar.as_of[keep], scores[keep])
-        touched.update(affected)
-    writer.flush()
-    refresh_cityscore(session, touched)
+    refresh_cityscore(session, writer.apply())
 
 
 def refresh_cityscore(session: Session, as_of: Iterable[dt.date]) -> None:
     """Recompute CityScore (mean of in_cityscore metrics' scores) on these as-of dates."""
+    dates = sorted(set(as_of))
+    if not dates:
+        return
     connection = session.connection()
-    raw: Any = connection.connection.driver_connection
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
-    sqlite = mark == "?"
-    for chunk in _chunks(_ranges(as_of), 200):
+    ranges = _ranges(dates)
+    for chunk in _chunks(ranges, 200):
         session.execute(delete(C).where(_in_ranges(C.c.as_of, chunk)))
-        between = " OR ".join(f"s.as_of BETWEEN {mark} AND {mark}" for _ in chunk)
-        params = [d.isoformat() if sqlite else d for pair in chunk for d in pair]
+    if connection.dialect.name == "postgresql":
+        table = _pg_city_scores(connection, dates)
+    else:
+        table = _sqlite_city_scores(connection, ranges)
+    if not len(table):
+        return
+    days = table[:, 0]
+    cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(days)]
+    ordinals, means = [], []
+    for a, b in pairwise(cuts):
+        row = _fsum_means(table[a:b, 1:].T)
+        if not np.isnan(row).all():
+            ordinals.append(int(days[a]))
+            means.append(row)
+    if means:
+        matrix = np.array(means)
+        columns = [("as_of", np.array(ordinals, dtype=np.int64))]
+        columns += [(w, matrix[:, i]) for i, w in enumerate(WINDOW_NAMES)]
+        insert_columns(connection, C, columns)
+
+
+def _pg_city_scores(connection: Any, dates: Sequence[dt.date]) -> Any:
+    nan = "'NaN'::float8"
+    scores = ", ".join(f"COALESCE(s.{w}_score, {nan})" for w in WINDOW_NAMES)
+    sql = (
+        f"SELECT (s.as_of - DATE '0001-01-01' + 1)::int4, {scores} "
+        "FROM metric_scores s JOIN metrics m ON m.id = s.metric_id "
+        "WHERE m.in_cityscore AND s.as_of = ANY(%s) ORDER BY s.as_of"
+    )
+    return pg_select_numbers(connection, sql, (list(dates),), ("int4", *("float8",) * 4))
+
+
+def _sqlite_city_scores(connection: Any, ranges: Sequence[tuple[dt.date, dt.date]]) -> Any:
+    raw: Any = connection.connection.driver_connection
+    out = []
+    for chunk in _chunks(ranges, 200):
+        between = " OR ".join("s.as_of BETWEEN ? AND ?" for _ in chunk)
         cur = raw.cursor()
         try:
             cur.execute(
-                "SELECT s.as_of, s.day_score, s.week_score, s.month_score, s.quarter_score "
+                "SELECT CAST(julianday(s.as_of) - 1721424.5 AS INTEGER), s.day_score, "
+                "s.week_score, s.month_score, s.quarter_score "
                 "FROM metric_scores s JOIN metrics m ON m.id = s.metric_id "
                 f"WHERE m.in_cityscore AND ({between}) ORDER BY s.as_of",
-                params,
+                [d.isoformat() for pair in chunk for d in pair],
             )
-            found = cur.fetchall()
+            out.extend(cur.fetchall())
         finally:
             cur.close()
-        if not found:
-            continue
-        days = [r[0] for r in found]
-        scores = np.array([r[1:] for r in found], dtype=float)
-        starts = [0, *(i for i in range(1, len(days)) if days[i] != days[i - 1]), len(days)]
-        ordinals, means = [], []
-        for a, b in pairwise(starts):
-            block = scores[a:b]
-            row = _fsum_means(block.T)
-            if not np.isnan(row).all():
-                day = dt.date.fromisoformat(days[a]) if sqlite else days[a]
-                ordinals.append(day.toordinal())
-                means.append(row)
-        if means:
-            table = np.array(means)
-            columns = [("as_of", np.array(ordinals, dtype=np.int64))]
-            columns += [(w, table[:, i]) for i, w in enumerate(WINDOW_NAMES)]
-            insert_columns(connection, C, columns)
+    return np.array(out, dtype=float).reshape(-1, 5)
 
 
 def refresh_cityscore_all(session: Session) -> None:

@@ -110,6 +110,23 @@ class Calendar:
             for kind, (s, e, index) in raw.items()
         }
 
+    def spans(self) -> list[tuple[dt.date, dt.date]]:
+        """The day ranges any window (or baseline window) of these as-of dates reads, merged."""
+        parts = [(self.as_of - 1, self.as_of - 1)]
+        for windows in self.windows.values():
+            parts.append((windows.start, windows.end))
+            parts.extend((s, e) for s, e, _ in windows.shifted)
+        starts = np.concatenate([p[0] for p in parts])
+        ends = np.concatenate([p[1] for p in parts])
+        order = np.argsort(starts, kind="stable")
+        merged: list[list[int]] = []
+        for a, b in zip(starts[order].tolist(), ends[order].tolist(), strict=True):
+            if merged and a <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return [(dt.date.fromordinal(a), dt.date.fromordinal(b)) for a, b in merged]
+
     def _gather(self, starts: IntArray, ends: IntArray) -> IntArray:
         """(max window length, windows) dense indices of every window's days (PAD after)."""
         if not len(starts):
@@ -138,6 +155,7 @@ class Dense:
         denominators: Sequence[float | None],
     ):
         size = calendar.size
+        self.lo = calendar.lo
         o = np.asarray(ordinals, dtype=np.int64) - calendar.lo
         keep = (o >= 0) & (o < size)
         at = o[keep]
@@ -160,6 +178,11 @@ class Dense:
         self.prefix_values = _prefix(~np.isnan(self.value[:size]))
         self.prefix_ratios = _prefix(~np.isnan(self.ratio[:size]))
         self.zero_filled: dict[str, FloatArray] = {}
+
+    def is_live(self, ordinal: int) -> bool:
+        """Whether the metric has a point on this day (within the calendar's span)."""
+        at = ordinal - self.lo
+        return 0 <= at < len(self.present) - 1 and bool(self.present[at])
 
     def zeros(self, name: str) -> FloatArray:
         """The column with null days as 0 (for sums); the pad stays 0."""
@@ -377,3 +400,31 @@ def has_current_data(calendar: Calendar, dense: Dense) -> Any:
     quarter = calendar.windows["quarter"]
     starts = quarter.start[quarter.of_as_of]
     return calendar.count(dense.prefix_points, starts, calendar.as_of - 1) > 0
+
+
+def window_points(calendar: Calendar, prefix: IntArray) -> IntArray:
+    """Per as-of date: points (counted by ``prefix``) in its day, week and quarter windows.
+
+    The month lies inside the quarter; the day and the week can lie after the quarter's end.
+    """
+    day = calendar.count(prefix, calendar.as_of - 1, calendar.as_of - 1)
+    total = day
+    for kind in ("week", "quarter"):
+        windows = calendar.windows[kind]
+        total = total + calendar.count(
+            prefix, windows.start[windows.of_as_of], windows.end[windows.of_as_of]
+        )
+    return total
+
+
+def has_window_data(calendar: Calendar, dense: Dense) -> Any:
+    """Per as-of date: whether any of its four windows holds a point (the row is stored)."""
+    return window_points(calendar, dense.prefix_points) > 0
+
+
+def day_prefix(calendar: Calendar, ordinals: Sequence[int]) -> IntArray:
+    """A prefix count over the calendar's dense days of these days (outside ones ignored)."""
+    flags = np.zeros(calendar.size, dtype=bool)
+    o = np.asarray(list(ordinals), dtype=np.int64) - calendar.lo
+    flags[o[(o >= 0) & (o < calendar.size)]] = True
+    return _prefix(flags)
