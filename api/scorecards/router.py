@@ -49,10 +49,11 @@ def get_scorecard(
     """A department's scorecard: its score, and per metric the window scores, latest value,
     target, status (from the week score) and the last 12 weekly scores."""
     day = parse_date("as_of", as_of) or settings.today()
-    version = changes.version(session, *SCOPES)
+    dept = departments_service.get(session, department)  # 404 before any 304
+    # Exactly this department's data: its row and its metrics (not every department's).
+    version = changes.version(session, *changes.department_scopes(session, dept.id))
     if as_of is None:
         version = not_before(version, settings.today_began())
-    departments_service.get(session, department)  # 404 before any 304
     return respond.document(
         request, version, lambda: service.scorecard(session, department, day), extra=day.isoformat()
     )
