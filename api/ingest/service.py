@@ -60,8 +60,8 @@ from api.ingest.schemas import CSV_REQUIRED, RECORD_FIELDS
 from api.schemas import SLUG_RE
 from api.scoring.aggregates import RATIO_AGGREGATIONS
 from db.dialect import bulk_insert, insert
-from db.models import ApiKey, Department, IngestBatch, Metric, MetricValue, ValueRevision, utcnow
-from db.session import begin_write
+from db.models import ApiKey, Department, IngestBatch, Metric, MetricValue, ValueRevision
+from db.session import begin_write, write_instant
 
 M = Metric.__table__  # type: ignore[attr-defined]
 D = Department.__table__  # type: ignore[attr-defined]
@@ -684,7 +684,7 @@ def ingest(
     if dry_run:
         return Outcome({"batch": None, **counts, "dry_run": True})
 
-    now = utcnow()
+    now = write_instant(session)  # the store's clock, in commit order
     batch_id = session.execute(
         B.insert()
         .values(
