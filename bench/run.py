@@ -48,7 +48,7 @@ DEFAULT_PG = "postgresql+psycopg://root@127.0.0.1:5432/bench_cityscore"
 # load made by an older build is reloaded instead of being measured.
 LOAD_FORMAT = 2
 
-PORT_PG, PORT_SQLITE, PORT_DATASETTE, PORT_RSS = 8811, 8812, 8813, 8814
+PORTS = {"pg": 8811, "sqlite": 8812, "datasette": 8813, "rss": 8814}  # --port-base moves them
 
 
 def log(message: str = "") -> None:
@@ -961,7 +961,7 @@ def rss_compare(
     one_x: RssSampler, other_url: str, other_label: str, workers: int, report: Report
 ) -> None:
     """Export again from a database at another scale and compare the serving worker's peak."""
-    api = start_api("api-rss", other_url, PORT_RSS, workers)
+    api = start_api("api-rss", other_url, PORTS["rss"], workers)
     try:
         with RssSampler(api.proc.pid) as other:
             s = stream_http(api.base + "/v1/values.csv")
@@ -1157,7 +1157,12 @@ def main() -> int:
         help="stop reading Datasette's CSV after this many seconds (rate is kept)",
     )
     parser.add_argument("--output", type=Path, default=BENCH / "results.md")
+    parser.add_argument(
+        "--port-base", type=int, default=8811, help="first of the four ports the run listens on"
+    )
     args = parser.parse_args()
+    for i, name in enumerate(PORTS):
+        PORTS[name] = args.port_base + i
     if args.quick:
         args.metrics, args.years = 100, 3
     WORK.mkdir(parents=True, exist_ok=True)
@@ -1204,13 +1209,13 @@ def main() -> int:
         )
 
         def start_all() -> tuple[Server, Server, Server]:
-            pg = start_api("api-pg", args.pg_url, PORT_PG, args.pg_workers)
+            pg = start_api("api-pg", args.pg_url, PORTS["pg"], args.pg_workers)
             servers.append(pg)
             sq = start_api(
-                "api-sqlite", f"sqlite:///{sqlite_path}", PORT_SQLITE, args.sqlite_workers
+                "api-sqlite", f"sqlite:///{sqlite_path}", PORTS["sqlite"], args.sqlite_workers
             )
             servers.append(sq)
-            ds = start_datasette(sqlite_path, PORT_DATASETTE)
+            ds = start_datasette(sqlite_path, PORTS["datasette"])
             servers.append(ds)
             return pg, sq, ds
 
