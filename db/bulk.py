@@ -233,24 +233,25 @@ def pg_select_arrays(
     raw: Any = connection.connection.driver_connection
     sql = f"COPY ({select_sql}) TO STDOUT (FORMAT BINARY)"
     with raw.cursor() as cur, cur.copy(sql, params) as copy:
-        first = True
-        for block in copy:
-            data = memoryview(block)
-            if first:  # the header arrives with the first row
-                data, first = data[len(HEADER) :], False
-            if len(data) <= len(TRAILER):
-                continue
-            key = int.from_bytes(data[6:10], "big", signed=True)
-            at, arrays = 10, []
-            for element in elements:
-                length = int.from_bytes(data[at : at + 4], "big", signed=True)
-                body = data[at + 4 : at + 4 + length]
-                at += 4 + length
-                ndim = int.from_bytes(body[0:4], "big")
-                start = 12 + 8 * ndim  # ndim, has-null flag, element type, then dims/bounds
-                values: Any = np.frombuffer(body[start:], dtype=element)["value"] if ndim else []
-                arrays.append(np.asarray(values).astype(np.float64))
-            yield key, arrays
+        blocks = [bytes(block) for block in copy]  # read it all: the caller may write next
+    first = True
+    for block in blocks:
+        data = memoryview(block)
+        if first:  # the header arrives with the first row
+            data, first = data[len(HEADER) :], False
+        if len(data) <= len(TRAILER):
+            continue
+        key = int.from_bytes(data[6:10], "big", signed=True)
+        at, arrays = 10, []
+        for element in elements:
+            length = int.from_bytes(data[at : at + 4], "big", signed=True)
+            body = data[at + 4 : at + 4 + length]
+            at += 4 + length
+            ndim = int.from_bytes(body[0:4], "big")
+            start = 12 + 8 * ndim  # ndim, has-null flag, element type, then dims/bounds
+            values: Any = np.frombuffer(body[start:], dtype=element)["value"] if ndim else []
+            arrays.append(np.asarray(values).astype(np.float64))
+        yield key, arrays
 
 
 def pg_select_numbers(

@@ -11,6 +11,7 @@ import datetime as dt
 import random
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
@@ -102,6 +103,21 @@ def test_deleting_a_windows_only_value_removes_its_scores(
     )
     after = service.scores_for(session, ids, as_of)
     assert all(after[m]["day"].score is None for m in ids)
+    incremental = _tables(session, ids)
+    service.rescore_metrics(session, ids)
+    assert _tables(session, ids) == incremental
+
+
+def test_full_rescore_writes_while_reading_values(
+    client: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Score rows are flushed between metrics while values are still being read: the value
+    read must be complete first (on PostgreSQL a COPY still open would block the insert)."""
+    monkeypatch.setattr("api.cityscore.materialise.FLUSH_ROWS", 50)
+    headers, ids = _setup(client, session)
+    rng = random.Random(5)
+    span = [D(2025, 1, 1) + dt.timedelta(days=i) for i in range(120)]
+    _post(client, headers, [_record(s, d, rng) for s in KINDS for d in span])
     incremental = _tables(session, ids)
     service.rescore_metrics(session, ids)
     assert _tables(session, ids) == incremental

@@ -45,6 +45,7 @@ SCORE_COLUMNS = tuple(
 # materialised this many days ahead (later as-of dates are computed on read).
 AHEAD = 130
 HORIZON = dt.timedelta(days=AHEAD)
+FLUSH_ROWS = 200_000  # score rows per bulk insert during a full rescore
 Columns = tuple[Any, Any, Any, Any]  # NumPy: day ordinals, value, numerator, denominator
 
 
@@ -178,9 +179,9 @@ def _sqlite_points(
 class _ScoreRows:
     """Score rows collected as NumPy blocks and written in large bulk inserts."""
 
-    def __init__(self, session: Session, flush_rows: int = 200_000) -> None:
+    def __init__(self, session: Session, flush_rows: int | None = None) -> None:
         self.session = session
-        self.flush_rows = flush_rows
+        self.flush_rows = FLUSH_ROWS if flush_rows is None else flush_rows
         self.blocks: list[tuple[int, Any, Any]] = []
         self.rows = 0
 
