@@ -108,10 +108,13 @@ def _sqlite_rows(kinds: Sequence[str], arrays: Sequence[Any]) -> list[list[Any]]
             unique, index = np.unique(ordinals, return_inverse=True)
             names = np.array([dt.date.fromordinal(o).isoformat() for o in unique.tolist()])
             table[:, i] = names[index.reshape(-1)] if n else []
-        elif kind == "timestamp":
-            stamps = np.asarray(arr, dtype="datetime64[us]")
-            table[:, i] = np.datetime_as_string(stamps, unit="us").astype(object)
-            table[:, i] = [s.replace("T", " ") for s in table[:, i]]
+        elif kind == "timestamp":  # a batch has one or a few distinct instants
+            stamps: Any = np.asarray(arr, dtype="datetime64[us]")
+            instants, index = np.unique(stamps, return_inverse=True)
+            as_text: Any = np.datetime_as_string
+            texts = as_text(instants, unit="us").tolist()
+            names = np.array([t.replace("T", " ") for t in texts], dtype=object)
+            table[:, i] = names[index.reshape(-1)] if n else []
         elif kind == "float8":
             values = np.asarray(arr, dtype=float)
             column = values.astype(object)
@@ -252,27 +255,3 @@ def pg_select_arrays(
             values: Any = np.frombuffer(body[start:], dtype=element)["value"] if ndim else []
             arrays.append(np.asarray(values).astype(np.float64))
         yield key, arrays
-
-
-def pg_select_numbers(
-    connection: Connection, select_sql: str, params: Sequence[Any], kinds: Sequence[str]
-) -> Any:
-    """Rows of a PostgreSQL SELECT as one float array, through a binary ``COPY TO STDOUT``.
-
-    Every column must be non-null of its kind ("int4" or "float8"; send nulls as NaN with
-    COALESCE), so each row has the same width and the whole answer is one ``np.frombuffer``.
-    """
-    fields: list[tuple[str, str]] = [("count", ">i2")]
-    for i, kind in enumerate(kinds):
-        fields += [(f"l{i}", ">i4"), (f"v{i}", _WIRE[kind])]
-    raw: Any = connection.connection.driver_connection
-    with (
-        raw.cursor() as cur,
-        cur.copy(f"COPY ({select_sql}) TO STDOUT (FORMAT BINARY)", params) as copy,
-    ):
-        data = b"".join(bytes(block) for block in copy)
-    rows = np.frombuffer(data[len(HEADER) : -len(TRAILER)], dtype=np.dtype(fields))
-    table = np.empty((len(rows), len(kinds)))
-    for i in range(len(kinds)):
-        table[:, i] = rows[f"v{i}"]
-    return table

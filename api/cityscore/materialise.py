@@ -29,7 +29,7 @@ from api.scoring.engine import (
 )
 from api.scoring.scores import MetricSpec
 from api.scoring.windows import WINDOW_NAMES, as_of_dates_affected, date_range
-from db.bulk import insert_columns, pg_select_arrays, pg_select_numbers
+from db.bulk import insert_columns, pg_select_arrays
 from db.models import CityScoreDaily, Metric, MetricScore, MetricTarget, MetricValue
 
 M = Metric.__table__  # type: ignore[attr-defined]
@@ -412,14 +412,22 @@ def refresh_cityscore(session: Session, as_of: Iterable[dt.date]) -> None:
 
 
 def _pg_city_scores(connection: Any, dates: Sequence[dt.date]) -> Any:
+    """(as-of ordinal, 4 scores) rows, read as one array_agg row per as-of date."""
     nan = "'NaN'::float8"
-    scores = ", ".join(f"COALESCE(s.{w}_score, {nan})" for w in WINDOW_NAMES)
+    scores = ", ".join(f"array_agg(COALESCE(s.{w}_score, {nan}))" for w in WINDOW_NAMES)
     sql = (
         f"SELECT (s.as_of - DATE '0001-01-01' + 1)::int4, {scores} "
         "FROM metric_scores s JOIN metrics m ON m.id = s.metric_id "
-        "WHERE m.in_cityscore AND s.as_of = ANY(%s) ORDER BY s.as_of"
+        "WHERE m.in_cityscore AND s.as_of = ANY(%s) GROUP BY s.as_of ORDER BY s.as_of"
     )
-    return pg_select_numbers(connection, sql, (list(dates),), ("int4", *("float8",) * 4))
+    blocks = []
+    for ordinal, columns in pg_select_arrays(connection, sql, (list(dates),), ("float8",) * 4):
+        block = np.empty((len(columns[0]), 5))
+        block[:, 0] = ordinal
+        for i, column in enumerate(columns):
+            block[:, i + 1] = column
+        blocks.append(block)
+    return np.concatenate(blocks) if blocks else np.empty((0, 5))
 
 
 def _sqlite_city_scores(connection: Any, ranges: Sequence[tuple[dt.date, dt.date]]) -> Any:

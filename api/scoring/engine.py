@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,9 @@ class _Windows:
     gather: IntArray  # (max length, windows) dense-day indices, PAD past a window's end
     shifted: list[tuple[IntArray, IntArray, IntArray]]  # per year back: start, end, gather
     length: FloatArray  # days in each window (a sum baseline scales by it)
+    # Filled by the calendar: dense (i, j, gather) of the windows and of each shifted set.
+    part: tuple[Any, ...] = ()
+    shifted_parts: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 class Calendar:
@@ -109,6 +112,9 @@ class Calendar:
             )
             for kind, (s, e, index) in raw.items()
         }
+        for windows in self.windows.values():  # dense index bounds, shared by every metric
+            windows.part = (*self.bounds(windows.start, windows.end), windows.gather)
+            windows.shifted_parts = [(*self.bounds(a, b), g) for a, b, g in windows.shifted]
 
     def spans(self) -> list[tuple[dt.date, dt.date]]:
         """The day ranges any window (or baseline window) of these as-of dates reads, merged."""
@@ -136,11 +142,16 @@ class Calendar:
         inside = (days <= ends[None, :]) & (days >= self.lo) & (days <= self.hi)
         return np.where(inside, days - self.lo, self.size)
 
+    def bounds(self, starts: IntArray, ends: IntArray) -> tuple[IntArray, IntArray]:
+        """Dense index ranges [i, j) of the windows [start, end] (clipped to the span)."""
+        i = np.clip(starts - self.lo, 0, self.size)
+        j = np.maximum(np.clip(ends - self.lo + 1, 0, self.size), i)
+        return i, j
+
     def count(self, prefix: IntArray, starts: IntArray, ends: IntArray) -> IntArray:
         """Points in each [start, end] from a prefix count over the dense days."""
-        i = np.clip(starts - self.lo, 0, self.size)
-        j = np.clip(ends - self.lo + 1, 0, self.size)
-        return np.where(j > i, prefix[j] - prefix[np.minimum(i, j)], 0)
+        i, j = self.bounds(starts, ends)
+        return prefix[j] - prefix[i]
 
 
 class Dense:
@@ -241,20 +252,14 @@ def _median(dense: Dense, spans: list[list[tuple[int, int]]]) -> FloatArray:
     return out
 
 
-def _spans(calendar: Calendar, starts: IntArray, ends: IntArray) -> list[tuple[int, int]]:
-    i = np.clip(starts - calendar.lo, 0, calendar.size)
-    j = np.clip(ends - calendar.lo + 1, 0, calendar.size)
-    return list(zip(i.tolist(), j.tolist(), strict=True))
-
-
 def _aggregate(
     calendar: Calendar,
     dense: Dense,
     aggregation: str,
     parts: list[tuple[IntArray, IntArray, IntArray]],
 ) -> _Agg:
-    """Pooled aggregates of windows made of ``parts`` (start, end, gather), like ``Series``."""
-    points = sum(calendar.count(dense.prefix_points, s, e) for s, e, _ in parts)
+    """Pooled aggregates of windows made of ``parts`` (dense i, j, gather), like ``Series``."""
+    points = sum(dense.prefix_points[j] - dense.prefix_points[i] for i, j, _ in parts)
     empty = np.asarray(points) == 0
     nothing = np.full(len(empty), NAN)
     if aggregation in ("pooled_ratio", "mean_of_ratios"):
@@ -263,13 +268,13 @@ def _aggregate(
         if aggregation == "pooled_ratio":
             value = _ratio_of(num, den)
         else:
-            count = sum(calendar.count(dense.prefix_ratios, s, e) for s, e, _ in parts)
+            count = sum(dense.prefix_ratios[j] - dense.prefix_ratios[i] for i, j, _ in parts)
             value = _ratio_of(_sum_parts(dense.zeros("ratio"), parts), np.asarray(count, float))
         num[empty], den[empty], value[empty] = NAN, NAN, NAN
         return _Agg(value, num, den)
-    count = np.asarray(sum(calendar.count(dense.prefix_values, s, e) for s, e, _ in parts))
+    count = np.asarray(sum(dense.prefix_values[j] - dense.prefix_values[i] for i, j, _ in parts))
     if aggregation == "median":
-        spans = [_spans(calendar, s, e) for s, e, _ in parts]
+        spans = [list(zip(i.tolist(), j.tolist(), strict=True)) for i, j, _ in parts]
         value = _median(dense, [list(w) for w in zip(*spans, strict=True)])
     else:
         total = _sum_parts(dense.zeros("value"), parts)
@@ -349,9 +354,7 @@ def score_columns(spec: MetricSpec, calendar: Calendar, dense: Dense) -> FloatAr
     with np.errstate(all="ignore"):
         for position, kind in enumerate(KINDS, start=1):
             windows = calendar.windows[kind]
-            current = _aggregate(
-                calendar, dense, aggregation, [(windows.start, windows.end, windows.gather)]
-            )
+            current = _aggregate(calendar, dense, aggregation, [windows.part])
             if by_baseline:
                 reference = _baseline(calendar, dense, spec, windows)[windows.of_as_of]
                 if kind == "week":
@@ -383,7 +386,7 @@ def score_columns(spec: MetricSpec, calendar: Calendar, dense: Dense) -> FloatAr
 
 def _baseline(calendar: Calendar, dense: Dense, spec: MetricSpec, windows: _Windows) -> FloatArray:
     """Each window's baseline: the same window 1..baseline_years back, pooled."""
-    parts = windows.shifted[: spec.baseline_years]
+    parts = windows.shifted_parts[: spec.baseline_years]
     if not parts:
         return np.full(len(windows.start), NAN)
     aggregation = "mean" if spec.aggregation == "sum" else spec.aggregation
