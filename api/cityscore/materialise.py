@@ -246,12 +246,15 @@ def _delete_scores(
             )
 
 
-def rescore_metrics(session: Session, metric_ids: Iterable[int]) -> None:
+def rescore_metrics(
+    session: Session, metric_ids: Iterable[int], known: Mapping[int, Columns] | None = None
+) -> None:
     """Recompute every score of these metrics (after a definition change or a bulk load).
 
     As-of dates from the day after a metric's first value to ``AHEAD`` days after its last.
-    When the metrics include every in_cityscore metric (a bulk load), CityScore is computed
-    from the new scores in memory instead of being read back.
+    ``known``: the metrics' live points when the caller holds them (a bulk load), so they
+    are not read back. When the metrics include every in_cityscore metric, CityScore is
+    computed from the new scores in memory instead of being read back.
     """
     specs = load_specs(session, metric_ids)
     ids = sorted(specs)
@@ -261,7 +264,14 @@ def rescore_metrics(session: Session, metric_ids: Iterable[int]) -> None:
         select(func.min(S.c.as_of), func.max(S.c.as_of)).where(S.c.metric_id.in_(ids))
     ).one()
     _delete_scores(session, ids, [])
-    spans = _spans(session, ids)
+    if known is None:
+        spans = _spans(session, ids)
+        points = metric_columns(session, ids, [(dt.date.min, dt.date.max)], 25)
+    else:
+        spans = {
+            m: (int(c[0][0]) + 1, int(c[0][-1]) + AHEAD) for m, c in known.items() if len(c[0])
+        }
+        points = ((m, known[m]) for m in ids if m in spans)
     touched: list[tuple[dt.date, dt.date]] = []
     if old[0] is not None:
         touched.append((old[0], old[1]))
@@ -274,8 +284,7 @@ def rescore_metrics(session: Session, metric_ids: Iterable[int]) -> None:
     calendar = Calendar(date_range(dt.date.fromordinal(first), dt.date.fromordinal(last)), years)
     city = _InMemoryCity(session, ids, calendar)
     writer = _ScoreRows(session)
-    everything = [(dt.date.min, dt.date.max)]
-    for metric_id, cols in metric_columns(session, ids, everything, 25):
+    for metric_id, cols in points:
         dense = Dense(calendar, *cols)
         scores = score_columns(specs[metric_id], calendar, dense)
         keep = has_window_data(calendar, dense)  # a row is stored where a window has data

@@ -40,6 +40,7 @@ from db.models import (
 from db.session import begin_write
 
 SEED = 20160101
+POINT_COLUMNS = ("date", "value", "numerator", "denominator")  # what scoring takes
 VALUES = MetricValue.__table__  # type: ignore[attr-defined]
 SCORES = MetricScore.__table__  # type: ignore[attr-defined]
 CITYSCORE = CityScoreDaily.__table__  # type: ignore[attr-defined]
@@ -317,15 +318,19 @@ def _load_values(
     chosen: list[tuple[str, Template]],
     days: list[dt.date],
     now: dt.datetime,
-) -> int:
-    count = 0
+) -> dict[int, tuple[Any, ...]]:
+    """Insert the values; return each metric's points (scoring reads them from here)."""
+    points = {}
     blocks: list[list[tuple[str, Any]]] = []
     for index, (metric_id, (_, t)) in enumerate(zip(ids, chosen, strict=True)):
-        blocks.append(_value_columns(metric_id, t, SEED + index, days, now))
+        block = _value_columns(metric_id, t, SEED + index, days, now)
+        blocks.append(block)
+        points[metric_id] = tuple(dict(block)[c] for c in POINT_COLUMNS)
         if sum(len(b[0][1]) for b in blocks) >= 500_000:
-            count += _insert_values(session, blocks)
+            _insert_values(session, blocks)
             blocks = []
-    return count + _insert_values(session, blocks)
+    _insert_values(session, blocks)
+    return points
 
 
 def load(session: Session, *, years: int, metrics: int, today: dt.date) -> str:
@@ -347,10 +352,11 @@ def load(session: Session, *, years: int, metrics: int, today: dt.date) -> str:
     end = today - dt.timedelta(days=1)
     connection = session.connection()
     with indexes_rebuilt_after(connection, [VALUES]):
-        value_count = _load_values(session, metric_ids, chosen, date_range(start, end), now)
+        points = _load_values(session, metric_ids, chosen, date_range(start, end), now)
+    value_count = sum(len(p[0]) for p in points.values())
     loaded = time.monotonic() - started
     with indexes_rebuilt_after(connection, [SCORES, CITYSCORE]):
-        scores_service.rescore_metrics(session, metric_ids)
+        scores_service.rescore_metrics(session, metric_ids, known=points)
     scored = time.monotonic() - started - loaded
     for doc in ANALYSES:
         fields = {k: v for k, v in doc.items() if k != "slug"}
