@@ -44,8 +44,11 @@ BIN = Path(sys.executable).parent
 CITYSCORE = str(BIN / "cityscore")
 DATASETTE = str(BIN / "datasette")
 DEFAULT_PG = "postgresql+psycopg://root@127.0.0.1:5432/bench_cityscore"
+# Bumped when the stored layout changes (2: score rows only where a window has data), so a
+# load made by an older build is reloaded instead of being measured.
+LOAD_FORMAT = 2
 
-PORT_PG, PORT_SQLITE, PORT_DATASETTE, PORT_RSS = 8811, 8812, 8813, 8814
+PORTS = {"pg": 8811, "sqlite": 8812, "datasette": 8813, "rss": 8814}  # --port-base moves them
 
 
 def log(message: str = "") -> None:
@@ -462,15 +465,43 @@ def marker_story(marker: Path) -> str:
         return ""
 
 
-def write_marker(marker: Path, scale: dict[str, int], seconds: float) -> None:
+def write_marker(marker: Path, scale: dict[str, int], seconds: float, demo: float) -> None:
     stamp = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
-    marker.write_text(json.dumps({**scale, "seconds": round(seconds, 1), "loaded_at": stamp}))
+    fields = {"seconds": round(seconds, 1), "demo_seconds": round(demo, 1), "loaded_at": stamp}
+    marker.write_text(json.dumps({**scale, **fields}))
 
 
-def load_pg(url: str, metrics: int, years: int, reload: bool, report: Report) -> None:
+def demo_row(report: Report, store: str, seconds: float | None, story: str) -> None:
+    """The demo load's own time (``cityscore demo``), measured now or from the marker."""
+    report.add(
+        f"7. `cityscore demo --metrics M --years Y`, {store} (s)",
+        "n/a" if seconds is None else f"{seconds:.1f} s{story}",
+        "-",
+        "-",
+        "<= 30 s",
+        verdict(None if seconds is None else seconds <= 30),
+    )
+
+
+def marker_demo_seconds(marker: Path) -> float | None:
+    try:
+        return float(json.loads(marker.read_text())["demo_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def timed_demo(env: dict[str, str], metrics: int, years: int) -> tuple[str, float]:
+    began = time.perf_counter()
+    out = run_cli([CITYSCORE, "demo", "--metrics", str(metrics), "--years", str(years)], env)
+    return out, time.perf_counter() - began
+
+
+def load_pg(
+    url: str, metrics: int, years: int, reload: bool, report: Report, row: bool = True
+) -> None:
     name = pg_dbname(url)
     marker = WORK / f"{name}.loaded"
-    scale = {"metrics": metrics, "years": years}
+    scale = {"metrics": metrics, "years": years, "format": LOAD_FORMAT}
     if not reload and marker_ok(marker, scale):
         try:
             count = pg_exec(url, "SELECT count(*) FROM metrics")[0][0]
@@ -481,6 +512,8 @@ def load_pg(url: str, metrics: int, years: int, reload: bool, report: Report) ->
                 f"PostgreSQL {name}: reusing the loaded {metrics} x {years}y database"
                 + marker_story(marker)
             )
+            if row:
+                demo_row(report, "PostgreSQL", marker_demo_seconds(marker), " (earlier load)")
             return
     marker.unlink(missing_ok=True)
     pg_exec(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', dbname="postgres")
@@ -488,20 +521,23 @@ def load_pg(url: str, metrics: int, years: int, reload: bool, report: Report) ->
     env = server_env(url)
     began = time.perf_counter()
     run_cli([CITYSCORE, "db", "upgrade"], env)
-    out = run_cli([CITYSCORE, "demo", "--metrics", str(metrics), "--years", str(years)], env)
-    report.note(f"PostgreSQL {name}: {out.strip()} (total {time.perf_counter() - began:.1f} s)")
+    out, demo_seconds = timed_demo(env, metrics, years)
+    report.note(f"PostgreSQL {name}: {out.strip()} (demo {demo_seconds:.1f} s)")
+    if row:
+        demo_row(report, "PostgreSQL", demo_seconds, " (this run)")
     pg_exec(url, "VACUUM ANALYZE")
-    write_marker(marker, scale, time.perf_counter() - began)
+    write_marker(marker, scale, time.perf_counter() - began, demo_seconds)
 
 
 def load_sqlite(path: Path, metrics: int, years: int, reload: bool, report: Report) -> None:
     marker = path.with_suffix(".loaded")
-    scale = {"metrics": metrics, "years": years}
+    scale = {"metrics": metrics, "years": years, "format": LOAD_FORMAT}
     if not reload and path.exists() and marker_ok(marker, scale):
         report.note(
             f"SQLite {path.name}: reusing the loaded {metrics} x {years}y file"
             + marker_story(marker)
         )
+        demo_row(report, "SQLite", marker_demo_seconds(marker), " (earlier load)")
         return
     marker.unlink(missing_ok=True)
     for suffix in ("", "-wal", "-shm", "-journal"):
@@ -509,11 +545,12 @@ def load_sqlite(path: Path, metrics: int, years: int, reload: bool, report: Repo
     env = server_env(f"sqlite:///{path}")
     began = time.perf_counter()
     run_cli([CITYSCORE, "db", "upgrade"], env)
-    out = run_cli([CITYSCORE, "demo", "--metrics", str(metrics), "--years", str(years)], env)
-    report.note(f"SQLite {path.name}: {out.strip()} (total {time.perf_counter() - began:.1f} s)")
+    out, demo_seconds = timed_demo(env, metrics, years)
+    report.note(f"SQLite {path.name}: {out.strip()} (demo {demo_seconds:.1f} s)")
+    demo_row(report, "SQLite", demo_seconds, " (this run)")
     with sqlite3.connect(path) as conn:
         conn.execute("ANALYZE")
-    write_marker(marker, scale, time.perf_counter() - began)
+    write_marker(marker, scale, time.perf_counter() - began, demo_seconds)
 
 
 @dataclass
@@ -772,7 +809,7 @@ def ingest(api: Server, url: str, cat: Catalogue, report: Report, seconds: float
                     f"not available (HTTP {response.status_code})",
                     "-",
                     "-",
-                    ">= 100,000 rows/s",
+                    ">= 0.5x COPY + upsert",
                     "n/a",
                 )
                 return
@@ -783,7 +820,7 @@ def ingest(api: Server, url: str, cat: Catalogue, report: Report, seconds: float
                     f"failed (HTTP {response.status_code})",
                     "-",
                     "-",
-                    ">= 100,000 rows/s",
+                    ">= 0.5x COPY + upsert",
                     "n/a",
                 )
                 return
@@ -806,14 +843,14 @@ def ingest(api: Server, url: str, cat: Catalogue, report: Report, seconds: float
         "COPY into a temp table + INSERT .. ON CONFLICT DO UPDATE (all rows existing): "
         f"{fmt(upsert_rate)} rows/s"
     )
-    r = ratio(ours, copy_rate)
+    r = ratio(ours, upsert_rate)
     report.add(
-        "3. Ingest, PostgreSQL, 10,000-row batches (rows/s)",
+        "3. Ingest, PostgreSQL, 10,000-row batches, scores recomputed (rows/s)",
         fmt(ours),
-        f"{fmt(copy_rate)} (COPY FROM STDIN); {fmt(upsert_rate)} (COPY + upsert)",
+        f"{fmt(upsert_rate)} (COPY into staging + upsert); {fmt(copy_rate)} (plain COPY)",
         fmt(r, "x", 2),
-        ">= 100,000 rows/s",
-        verdict(None if ours is None else ours >= 100_000),
+        ">= 0.5x COPY + upsert",
+        verdict(None if r is None else r >= 0.5),
     )
 
 
@@ -924,7 +961,7 @@ def rss_compare(
     one_x: RssSampler, other_url: str, other_label: str, workers: int, report: Report
 ) -> None:
     """Export again from a database at another scale and compare the serving worker's peak."""
-    api = start_api("api-rss", other_url, PORT_RSS, workers)
+    api = start_api("api-rss", other_url, PORTS["rss"], workers)
     try:
         with RssSampler(api.proc.pid) as other:
             s = stream_http(api.base + "/v1/values.csv")
@@ -1028,7 +1065,7 @@ def recompute(api: Server, url: str, cat: Catalogue, report: Report) -> None:
         f"recompute: {len(rows)} rows for {cat.last} in {elapsed:.2f} s; "
         f"receipt {response.text[:200]}"
     )
-    report.add(label, f"{elapsed:.2f} s", "-", "-", "none set (report)", "n/a")
+    report.add(label, f"{elapsed:.2f} s", "-", "-", "<= 0.5 s", verdict(elapsed <= 0.5))
 
 
 # --- machine and output --------------------------------------------------------------------
@@ -1120,7 +1157,12 @@ def main() -> int:
         help="stop reading Datasette's CSV after this many seconds (rate is kept)",
     )
     parser.add_argument("--output", type=Path, default=BENCH / "results.md")
+    parser.add_argument(
+        "--port-base", type=int, default=8811, help="first of the four ports the run listens on"
+    )
     args = parser.parse_args()
+    for i, name in enumerate(PORTS):
+        PORTS[name] = args.port_base + i
     if args.quick:
         args.metrics, args.years = 100, 3
     WORK.mkdir(parents=True, exist_ok=True)
@@ -1157,7 +1199,7 @@ def main() -> int:
         )
         timed(
             "load PostgreSQL (RSS comparison scale)",
-            lambda: load_pg(small_url, small_metrics, args.years, args.reload, report),
+            lambda: load_pg(small_url, small_metrics, args.years, args.reload, report, row=False),
         )
         pg_cat = catalogue_pg(args.pg_url)
         sq_cat = catalogue_sqlite(sqlite_path)
@@ -1167,13 +1209,13 @@ def main() -> int:
         )
 
         def start_all() -> tuple[Server, Server, Server]:
-            pg = start_api("api-pg", args.pg_url, PORT_PG, args.pg_workers)
+            pg = start_api("api-pg", args.pg_url, PORTS["pg"], args.pg_workers)
             servers.append(pg)
             sq = start_api(
-                "api-sqlite", f"sqlite:///{sqlite_path}", PORT_SQLITE, args.sqlite_workers
+                "api-sqlite", f"sqlite:///{sqlite_path}", PORTS["sqlite"], args.sqlite_workers
             )
             servers.append(sq)
-            ds = start_datasette(sqlite_path, PORT_DATASETTE)
+            ds = start_datasette(sqlite_path, PORTS["datasette"])
             servers.append(ds)
             return pg, sq, ds
 

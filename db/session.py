@@ -6,6 +6,7 @@ writer; PostgreSQL goes through psycopg 3.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,36 @@ def begin_write(session: Session) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_ID})")
     session.info[WRITER_OPTION] = True
+
+
+def write_instant(session: Session) -> dt.datetime:
+    """The instant a write stamps its rows with (``updated_at``), from the store, not the app.
+
+    Read from the database's clock after ``begin_write`` took the writer lock, and never
+    earlier than the latest ``updated_at`` already stored (one index lookup), so stamps
+    follow commit order whatever the app servers' clocks say, and an ``updated_since`` sync
+    never misses a batch that committed after it. Naive UTC, microseconds.
+    """
+    begin_write(session)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        clock = "clock_timestamp() AT TIME ZONE 'UTC'"
+    else:
+        clock = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    clock_now, latest = conn.exec_driver_sql(
+        f"SELECT {clock}, (SELECT max(updated_at) FROM metric_values)"
+    ).one()
+    now, last = _instant(clock_now), _instant(latest)
+    if last is not None and now is not None and now <= last:
+        now = last + dt.timedelta(microseconds=1)
+    assert now is not None
+    return now
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))
 
 
 def is_sqlite(url: str) -> bool:

@@ -1,9 +1,12 @@
 """Change counters per scope: the source of every ETag and Last-Modified.
 
 Scopes: ``departments``, ``metrics`` (definitions), ``values`` (any daily value),
-``metric:<id>`` (one metric's definition, values and scores), ``scores`` (anything any score
-or CityScore depends on), ``analyses``. Each endpoint's ETag uses the scopes of exactly the
-data it shows.
+``metric:<id>`` (one metric's definition, values and scores), ``department:<id>`` (one
+department's own row), ``scores`` (anything any score or CityScore depends on),
+``analyses``. Each endpoint's ETag uses the scopes of exactly the data it shows: one
+metric's values use ``metric:<id>``; a department's scorecard uses ``department:<id>`` and
+the ``metric:<id>`` of each of its metrics (so a write elsewhere leaves it as it is, and a
+metric moving in or out changes the set, hence the token).
 A counter moves only when a write really changed something, so a replayed batch leaves every
 ETag as it was.
 """
@@ -18,9 +21,10 @@ from sqlmodel import Session
 
 from api.http.caching import Version
 from db.dialect import insert
-from db.models import DataState, utcnow
+from db.models import DataState, Metric, utcnow
 
 TABLE = DataState.__table__  # type: ignore[attr-defined]
+M = Metric.__table__  # type: ignore[attr-defined]
 EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -51,3 +55,13 @@ def version(session: Session, *scopes: str) -> Version:
     )
     last = max((r.changed_at for r in rows), default=EPOCH)  # never written: the epoch
     return Version(token, last)
+
+
+def department_scopes(session: Session, department_id: int | None) -> list[str]:
+    """The scopes a department's own data depends on: its row and each of its metrics."""
+    if department_id is None:
+        return ["department:none"]
+    ids = session.execute(
+        select(M.c.id).where(M.c.department_id == department_id).order_by(M.c.id)
+    ).scalars()
+    return [f"department:{department_id}", *(f"metric:{m}" for m in ids)]

@@ -64,12 +64,12 @@ def put(session: Session, slug: str, body: DepartmentIn) -> tuple[Department, bo
         dept = Department(slug=slug, updated_at=utcnow(), **fields)
         session.add(dept)
         session.flush()
-        changes.bump(session, ["departments", "scores"])
+        changes.bump(session, ["departments", "scores", f"department:{dept.id}"])
         return dept, True
     if any(getattr(dept, k) != v for k, v in fields.items()):
         for k, v in fields.items():
             setattr(dept, k, v)
         dept.updated_at = utcnow()
         session.flush()
-        changes.bump(session, ["departments", "scores"])
+        changes.bump(session, ["departments", "scores", f"department:{dept.id}"])
     return dept, False

@@ -46,8 +46,8 @@ from api.ingest.parse import parse
 from api.ingest.validate import ErrorList, MetricRef, Record, validate
 from api.schemas import SLUG_RE
 from db.dialect import bulk_insert, insert
-from db.models import ApiKey, Department, IngestBatch, Metric, MetricValue, ValueRevision, utcnow
-from db.session import begin_write
+from db.models import ApiKey, Department, IngestBatch, Metric, MetricValue, ValueRevision
+from db.session import begin_write, write_instant
 
 M = Metric.__table__  # type: ignore[attr-defined]
 D = Department.__table__  # type: ignore[attr-defined]
@@ -157,6 +157,41 @@ def lock_metrics(session: Session, metric_ids: Iterable[int]) -> None:
     )
 
 
+_CURRENT_SQL = (
+    "SELECT v.metric_id, v.date, v.value, v.numerator, v.denominator, v.deleted, v.batch_id, "
+    "v.updated_at FROM metric_values v JOIN unnest(%s::int[], %s::date[]) AS k(metric_id, date) "
+    "ON v.metric_id = k.metric_id AND v.date = k.date"
+)
+
+
+def _current_rows(
+    session: Session, by_metric: dict[int, list[Record]]
+) -> dict[int, dict[dt.date, Any]]:
+    """The current rows of the batch's (metric, date) pairs, by metric and date.
+
+    PostgreSQL: one join against the pairs sent as two arrays (one round trip for any batch).
+    SQLite (in-process, no round trips): one range query per metric.
+    """
+    out: dict[int, dict[dt.date, Any]] = defaultdict(dict)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        ids = [m for m, recs in by_metric.items() for _ in recs]
+        days = [r.date for recs in by_metric.values() for r in recs]
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            cur.execute(_CURRENT_SQL, (ids, days))
+            for row in cur.fetchall():
+                out[row[0]][row[_DATE]] = row
+        return out
+    for metric_id, recs in by_metric.items():
+        dates = {r.date for r in recs}
+        stmt = select(*OLD_COLUMNS).where(
+            V.c.metric_id == metric_id, V.c.date.between(min(dates), max(dates))
+        )
+        out[metric_id] = {r[_DATE]: r for r in session.execute(stmt) if r[_DATE] in dates}
+    return out
+
+
 def plan(session: Session, records: Sequence[Record], *, lock: bool) -> Plan:
     """Compare the batch with the current rows (read with one range query per metric)."""
     by_metric: dict[int, list[Record]] = defaultdict(list)
@@ -165,13 +200,10 @@ def plan(session: Session, records: Sequence[Record], *, lock: bool) -> Plan:
     if lock:
         lock_metrics(session, by_metric)
     out = Plan()
+    existing = _current_rows(session, by_metric)
     for metric_id in sorted(by_metric):
         recs = by_metric[metric_id]
-        dates = {r.date for r in recs}
-        stmt = select(*OLD_COLUMNS).where(
-            V.c.metric_id == metric_id, V.c.date.between(min(dates), max(dates))
-        )
-        current = {r[_DATE]: r for r in session.execute(stmt) if r[_DATE] in dates}
+        current = existing.get(metric_id, {})
         touched = out.touched[metric_id]
         for rec in recs:
             old = current.get(rec.date)
@@ -347,7 +379,7 @@ def ingest(
     if dry_run:
         return Outcome({"batch": None, **counts, "dry_run": True})
 
-    now = utcnow()
+    now = write_instant(session)  # the store's clock, in commit order
     batch_id = session.execute(
         B.insert()
         .values(

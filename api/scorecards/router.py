@@ -76,10 +76,11 @@ def get_scorecard(
     value in the week). `/v1/scorecards/{department}.csv` gives one row per metric:
     `metric, name, target, latest_date, latest_value, day, week, month, quarter, status`."""
     day = parse_date("as_of", as_of) or settings.today()
-    version = changes.version(session, *SCOPES)
+    dept = departments_service.get(session, department)  # 404 before any 304
+    # Exactly this department's data: its row and its metrics (not every department's).
+    version = changes.version(session, *changes.department_scopes(session, dept.id))
     if as_of is None:
         version = not_before(version, settings.today_began())
-    departments_service.get(session, department)  # 404 before any 304
     return respond.document(
         request,
         version,

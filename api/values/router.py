@@ -49,8 +49,7 @@ def list_values(
     first, last = parse_date("start", start), parse_date("end", end)
     check_range(first, last)
     since = parse_instant("updated_since", updated_since)
-    # "metrics": ?department= depends on which department each metric belongs to.
-    version = changes.version(session, "values", "metrics")
+    version = changes.version(session, *service.bulk_scopes(session, metric, department))
     listing = service.bulk_listing(
         session,
         metric=metric,

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import and_, select
 from sqlmodel import Session
 
+from api.changes import service as changes
 from api.errors import BadRequest, NotFound
 from api.http.csv import format_number
 from api.http.respond import Listing
@@ -381,3 +382,24 @@ def metric_ref(session: Session, slug: str) -> tuple[int, str]:
     if row is None:
         raise NotFound(f"No metric '{slug}'.")
     return int(row[0]), str(row[1])
+
+
+def bulk_scopes(session: Session, metric: str | None, department: str | None) -> list[str]:
+    """The change scopes behind a bulk values query: exactly the metrics it can show.
+
+    One metric: that metric's scope (its values, and its department for ``?department=``).
+    One department: each of its metrics (the set itself is in the token, so a metric moving
+    in or out changes it). A name that matches nothing, or no filter: every value and
+    definition, since a later write can make rows appear.
+    """
+    if metric is not None:
+        found = session.execute(select(M.c.id).where(M.c.slug == metric)).scalar()
+        if found is not None:
+            return [f"metric:{found}"]
+        return ["values", "metrics"]
+    if department is not None:
+        dept = session.execute(select(D.c.id).where(D.c.slug == department)).scalar()
+        if dept is not None:
+            return changes.department_scopes(session, dept)
+        return ["values", "metrics", "departments"]
+    return ["values", "metrics"]

@@ -1,0 +1,433 @@
+"""The fast scoring engine: the reference method of ``scores.py``, vectorised with NumPy.
+
+``score_as_of`` in ``scores.py`` is the reference (table-tested with Boston's figures); this
+module computes the same rows for many as-of dates at once, and a property test holds the
+two equal to 1e-12. The cost follows the distinct windows, not the as-of dates:
+
+- A ``Calendar`` is built once for a sorted set of as-of dates and shared by every metric
+  scored on them: each date's week, month and quarter window as an index into the distinct
+  windows (~52 + 12 + 12 a year, not 3 x 365), the year-shifted baseline windows, and the
+  dense-day gather indices of all of them.
+- A metric's points become dense daily arrays over the calendar's day span. Counts come from
+  integer prefix sums (exact, O(1) a window). Float sums are added day by day in window order
+  with elementwise NumPy adds over all windows at once, so a window's sum depends only on the
+  days inside it: an incremental rescore (a partial load) equals a full one bit for bit, and
+  there is no cancellation (``S[j] - S[i]`` prefix differences lose precision when a large
+  value precedes a small window).
+- Medians sort each distinct window's values once.
+
+Columns are float arrays with NaN for null; any non-finite result is null (1e308 values
+overflow a sum to inf: the score is then null, never an error).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from api.scoring.scores import MetricSpec
+from api.scoring.windows import Window, shift_window
+
+FloatArray = Any  # numpy.ndarray of float64 (NaN = null)
+IntArray = Any  # numpy.ndarray of int64
+NAN = float("nan")
+UNIX_ORDINAL = dt.date(1970, 1, 1).toordinal()
+# The window kinds that get a distinct-window table (the day window is read directly).
+KINDS = ("week", "month", "quarter")
+
+
+def _month_starts(as_of: IntArray, months_back: int) -> IntArray:
+    """Ordinal of the first day of the month ``months_back`` before each as-of date's month."""
+    months = (as_of - UNIX_ORDINAL).astype("datetime64[D]").astype("datetime64[M]")
+    first = (months - np.timedelta64(months_back, "M")).astype("datetime64[D]")
+    return first.astype(np.int64) + UNIX_ORDINAL
+
+
+@dataclass
+class _Windows:
+    """One kind's distinct windows: bounds, the as-of dates' indexes, and gather indices."""
+
+    start: IntArray  # ordinal of each distinct window's first day
+    end: IntArray  # ordinal of its last day
+    of_as_of: IntArray  # for each as-of date, the index of its window
+    gather: IntArray  # (max length, windows) dense-day indices, PAD past a window's end
+    shifted: list[tuple[IntArray, IntArray, IntArray]]  # per year back: start, end, gather
+    length: FloatArray  # days in each window (a sum baseline scales by it)
+    # Filled by the calendar: dense (i, j, gather) of the windows and of each shifted set.
+    part: tuple[Any, ...] = ()
+    shifted_parts: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class Calendar:
+    """The windows of a sorted set of as-of dates, shared by every metric scored on them."""
+
+    def __init__(self, as_of: Sequence[dt.date], baseline_years: int):
+        self.dates = list(as_of)
+        self.as_of = np.array([d.toordinal() for d in self.dates], dtype=np.int64)
+        self.baseline_years = baseline_years
+        a = self.as_of
+        monday = a - (a - 1) % 7  # ordinal 1 (0001-01-01) is a Monday
+        this_month = _month_starts(a, 0)
+        bounds = {
+            "week": (monday - 7, monday - 1),
+            "month": (_month_starts(a, 1), this_month - 1),
+            "quarter": (_month_starts(a, 3), this_month - 1),
+        }
+        raw: dict[str, tuple[IntArray, IntArray, IntArray]] = {}
+        lo = hi = int(a.max()) - 1 if len(a) else 0
+        for kind, (starts, ends) in bounds.items():
+            keys, index = np.unique(starts * (1 << 21) + ends, return_inverse=True)
+            s, e = keys >> 21, keys & ((1 << 21) - 1)
+            raw[kind] = (s, e, index.reshape(-1))
+            if len(s):
+                lo = min(lo, int(s.min()))
+        self.shifts: dict[str, list[tuple[IntArray, IntArray]]] = {}
+        for kind, (s, e, _) in raw.items():
+            per_year = []
+            for k in range(1, baseline_years + 1):
+                shifted = [
+                    shift_window(Window(dt.date.fromordinal(x), dt.date.fromordinal(y)), k)
+                    for x, y in zip(s.tolist(), e.tolist(), strict=True)
+                ]
+                ss = np.array([w.start.toordinal() for w in shifted], dtype=np.int64)
+                ee = np.array([w.end.toordinal() for w in shifted], dtype=np.int64)
+                if len(ss):
+                    lo = min(lo, int(ss.min()))
+                per_year.append((ss, ee))
+            self.shifts[kind] = per_year
+        self.lo, self.hi = lo, hi
+        self.size = hi - lo + 1  # dense days; index ``size`` is the zero pad
+        self.windows = {
+            kind: _Windows(
+                s,
+                e,
+                index,
+                self._gather(s, e),
+                [(ss, ee, self._gather(ss, ee)) for ss, ee in self.shifts[kind]],
+                (e - s + 1).astype(float),
+            )
+            for kind, (s, e, index) in raw.items()
+        }
+        for windows in self.windows.values():  # dense index bounds, shared by every metric
+            windows.part = (*self.bounds(windows.start, windows.end), windows.gather)
+            windows.shifted_parts = [(*self.bounds(a, b), g) for a, b, g in windows.shifted]
+
+    def spans(self) -> list[tuple[dt.date, dt.date]]:
+        """The day ranges any window (or baseline window) of these as-of dates reads, merged."""
+        parts = [(self.as_of - 1, self.as_of - 1)]
+        for windows in self.windows.values():
+            parts.append((windows.start, windows.end))
+            parts.extend((s, e) for s, e, _ in windows.shifted)
+        starts = np.concatenate([p[0] for p in parts])
+        ends = np.concatenate([p[1] for p in parts])
+        order = np.argsort(starts, kind="stable")
+        merged: list[list[int]] = []
+        for a, b in zip(starts[order].tolist(), ends[order].tolist(), strict=True):
+            if merged and a <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return [(dt.date.fromordinal(a), dt.date.fromordinal(b)) for a, b in merged]
+
+    def _gather(self, starts: IntArray, ends: IntArray) -> IntArray:
+        """(max window length, windows) dense indices of every window's days (PAD after)."""
+        if not len(starts):
+            return np.zeros((0, 0), dtype=np.int64)
+        width = int((ends - starts).max()) + 1
+        days = starts[None, :] + np.arange(width, dtype=np.int64)[:, None]
+        inside = (days <= ends[None, :]) & (days >= self.lo) & (days <= self.hi)
+        return np.where(inside, days - self.lo, self.size)
+
+    def bounds(self, starts: IntArray, ends: IntArray) -> tuple[IntArray, IntArray]:
+        """Dense index ranges [i, j) of the windows [start, end] (clipped to the span)."""
+        i = np.clip(starts - self.lo, 0, self.size)
+        j = np.maximum(np.clip(ends - self.lo + 1, 0, self.size), i)
+        return i, j
+
+    def count(self, prefix: IntArray, starts: IntArray, ends: IntArray) -> IntArray:
+        """Points in each [start, end] from a prefix count over the dense days."""
+        i, j = self.bounds(starts, ends)
+        return prefix[j] - prefix[i]
+
+
+class Dense:
+    """One metric's points as dense daily arrays over a calendar's day span."""
+
+    def __init__(
+        self,
+        calendar: Calendar,
+        ordinals: Sequence[int],
+        values: Sequence[float | None],
+        numerators: Sequence[float | None],
+        denominators: Sequence[float | None],
+    ):
+        size = calendar.size
+        self.lo = calendar.lo
+        o = np.asarray(ordinals, dtype=np.int64) - calendar.lo
+        keep = (o >= 0) & (o < size)
+        at = o[keep]
+
+        def column(xs: Sequence[float | None]) -> FloatArray:
+            out = np.full(size + 1, NAN)
+            out[at] = np.array(xs, dtype=float)[keep]  # None becomes NaN
+            return out
+
+        self.present = np.zeros(size + 1, dtype=bool)
+        self.present[at] = True
+        self.value = column(values)
+        self.numerator = column(numerators)
+        self.denominator = column(denominators)
+        with np.errstate(all="ignore"):
+            ratio = self.numerator / self.denominator
+        ratio[~(self.denominator != 0) | np.isnan(self.numerator)] = NAN
+        self.ratio = ratio
+        self.prefix_points = _prefix(self.present[:size])
+        self.prefix_values = _prefix(~np.isnan(self.value[:size]))
+        self.prefix_ratios = _prefix(~np.isnan(self.ratio[:size]))
+        self.zero_filled: dict[str, FloatArray] = {}
+
+    def is_live(self, ordinal: int) -> bool:
+        """Whether the metric has a point on this day (within the calendar's span)."""
+        at = ordinal - self.lo
+        return 0 <= at < len(self.present) - 1 and bool(self.present[at])
+
+    def zeros(self, name: str) -> FloatArray:
+        """The column with null days as 0 (for sums); the pad stays 0."""
+        out = self.zero_filled.get(name)
+        if out is None:
+            out = self.zero_filled[name] = np.nan_to_num(getattr(self, name), nan=0.0)
+        return out
+
+
+def _prefix(flags: Any) -> IntArray:
+    out = np.zeros(len(flags) + 1, dtype=np.int64)
+    np.cumsum(flags, out=out[1:])
+    return out
+
+
+def _window_sum(column: FloatArray, gather: IntArray) -> FloatArray:
+    """Each window's sum, added day by day in date order (independent of the dense span)."""
+    if not gather.shape[0]:
+        return np.zeros(gather.shape[1])
+    total = column[gather[0]].copy()
+    for row in gather[1:]:
+        total += column[row]
+    return total
+
+
+def _ratio_of(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
+    with np.errstate(all="ignore"):
+        out = numerator / denominator
+    out[(denominator == 0) | np.isnan(denominator)] = NAN
+    return out
+
+
+@dataclass
+class _Agg:
+    """Aggregates of a set of windows: value, published sums (NaN = null)."""
+
+    value: FloatArray
+    numerator: FloatArray
+    denominator: FloatArray
+
+
+def _median(dense: Dense, spans: list[list[tuple[int, int]]]) -> FloatArray:
+    """The median of the non-null values of each window (a window: a list of day spans)."""
+    out = np.full(len(spans), NAN)
+    values = dense.value
+    for w, parts in enumerate(spans):
+        chunks = [values[i:j] for i, j in parts if j > i]
+        if not chunks:
+            continue
+        pooled = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        pooled = np.sort(pooled[~np.isnan(pooled)])
+        n = len(pooled)
+        if n:
+            mid = n // 2
+            out[w] = pooled[mid] if n % 2 else (pooled[mid - 1] + pooled[mid]) / 2
+    return out
+
+
+def _aggregate(
+    calendar: Calendar,
+    dense: Dense,
+    aggregation: str,
+    parts: list[tuple[IntArray, IntArray, IntArray]],
+) -> _Agg:
+    """Pooled aggregates of windows made of ``parts`` (dense i, j, gather), like ``Series``."""
+    points = sum(dense.prefix_points[j] - dense.prefix_points[i] for i, j, _ in parts)
+    empty = np.asarray(points) == 0
+    nothing = np.full(len(empty), NAN)
+    if aggregation in ("pooled_ratio", "mean_of_ratios"):
+        num = _sum_parts(dense.zeros("numerator"), parts)
+        den = _sum_parts(dense.zeros("denominator"), parts)
+        if aggregation == "pooled_ratio":
+            value = _ratio_of(num, den)
+        else:
+            count = sum(dense.prefix_ratios[j] - dense.prefix_ratios[i] for i, j, _ in parts)
+            value = _ratio_of(_sum_parts(dense.zeros("ratio"), parts), np.asarray(count, float))
+        num[empty], den[empty], value[empty] = NAN, NAN, NAN
+        return _Agg(value, num, den)
+    count = np.asarray(sum(dense.prefix_values[j] - dense.prefix_values[i] for i, j, _ in parts))
+    if aggregation == "median":
+        spans = [list(zip(i.tolist(), j.tolist(), strict=True)) for i, j, _ in parts]
+        value = _median(dense, [list(w) for w in zip(*spans, strict=True)])
+    else:
+        total = _sum_parts(dense.zeros("value"), parts)
+        value = total if aggregation == "sum" else _ratio_of(total, count.astype(float))
+    value[count == 0] = NAN
+    return _Agg(value, nothing, nothing.copy())
+
+
+def _sum_parts(column: FloatArray, parts: list[tuple[IntArray, IntArray, IntArray]]) -> FloatArray:
+    total = _window_sum(column, parts[0][2])
+    for _, _, gather in parts[1:]:
+        total = total + _window_sum(column, gather)
+    return total
+
+
+def _day(calendar: Calendar, dense: Dense, aggregation: str) -> _Agg:
+    """The day window (the day before each as-of date): one point at most."""
+    t = calendar.as_of - 1 - calendar.lo
+    t = np.where((t >= 0) & (t < calendar.size), t, calendar.size)
+    present = dense.present[t]
+    num, den = dense.numerator[t], dense.denominator[t]
+    if aggregation == "pooled_ratio":
+        value = _ratio_of(num, den)
+    elif aggregation == "mean_of_ratios":
+        value = dense.ratio[t]
+    else:
+        value = dense.value[t]
+        num, den = np.full(len(t), NAN), np.full(len(t), NAN)
+    value = np.where(present, value, NAN)
+    return _Agg(value, np.where(present, num, NAN), np.where(present, den, NAN))
+
+
+def _divide(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
+    """Score of a ratio: null without data or with a zero divisor; no cap; floor 0."""
+    with np.errstate(all="ignore"):
+        score = numerator / denominator
+    score[~np.isfinite(score) | (denominator == 0)] = NAN
+    return np.where(np.isnan(score), NAN, np.maximum(score, 0.0))
+
+
+def _window_score(
+    spec: MetricSpec, current: _Agg, reference: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    a = current.value
+    if spec.aggregation == "pooled_ratio" and spec.reference == "target":
+        score = _divide(a, reference) if spec.higher_is_better else _divide(reference, a)
+        return score, current.numerator, current.denominator
+    numerator, denominator = (a, reference) if spec.higher_is_better else (reference, a)
+    score = _divide(numerator, denominator)
+    if spec.aggregation == "mean_of_ratios":
+        none = np.full(len(a), NAN)
+        return score, none, none
+    return score, numerator, denominator
+
+
+def _targets(spec: MetricSpec, calendar: Calendar) -> FloatArray:
+    if spec.reference != "target" or not spec.targets:
+        return np.full(len(calendar.as_of), NAN)
+    starts = np.array([t[0].toordinal() for t in spec.targets], dtype=np.int64)
+    values = np.array([t[1] for t in spec.targets], dtype=float)
+    i = np.searchsorted(starts, calendar.as_of, side="right")
+    return np.where(i > 0, values[np.maximum(i - 1, 0)], NAN)
+
+
+def score_columns(spec: MetricSpec, calendar: Calendar, dense: Dense) -> FloatArray:
+    """The (as-of dates, 12) score columns: day, week, month, quarter x score, num, den.
+
+    Equal (to rounding) to ``scores.score_as_of`` on the same dates; NaN is null.
+    """
+    if spec.reference == "baseline" and spec.baseline_years > calendar.baseline_years:
+        raise ValueError("the calendar has fewer baseline years than the metric")
+    out = np.empty((len(calendar.as_of), 12))
+    aggregation = spec.aggregation
+    by_baseline = spec.reference == "baseline"
+    targets = None if by_baseline else _targets(spec, calendar)
+    week_reference = None
+    with np.errstate(all="ignore"):
+        for position, kind in enumerate(KINDS, start=1):
+            windows = calendar.windows[kind]
+            current = _aggregate(calendar, dense, aggregation, [windows.part])
+            if by_baseline:
+                reference = _baseline(calendar, dense, spec, windows)[windows.of_as_of]
+                if kind == "week":
+                    week_reference = reference
+                reference = _scaled(spec, reference, windows.length[windows.of_as_of])
+            else:
+                assert targets is not None
+                reference = targets
+            at = _Agg(
+                current.value[windows.of_as_of],
+                current.numerator[windows.of_as_of],
+                current.denominator[windows.of_as_of],
+            )
+            out[:, position * 3 : position * 3 + 3] = np.column_stack(
+                _window_score(spec, at, reference)
+            )
+        if by_baseline:
+            assert week_reference is not None
+            day_reference = week_reference  # the day uses the week's baseline, as Boston does
+        else:
+            assert targets is not None
+            day_reference = targets
+        out[:, 0:3] = np.column_stack(
+            _window_score(spec, _day(calendar, dense, aggregation), day_reference)
+        )
+    out[~np.isfinite(out)] = NAN
+    return out
+
+
+def _baseline(calendar: Calendar, dense: Dense, spec: MetricSpec, windows: _Windows) -> FloatArray:
+    """Each window's baseline: the same window 1..baseline_years back, pooled."""
+    parts = windows.shifted_parts[: spec.baseline_years]
+    if not parts:
+        return np.full(len(windows.start), NAN)
+    aggregation = "mean" if spec.aggregation == "sum" else spec.aggregation
+    return _aggregate(calendar, dense, aggregation, parts).value
+
+
+def _scaled(spec: MetricSpec, reference: FloatArray, days: FloatArray) -> FloatArray:
+    """A sum's baseline is a daily mean: expect that much on every day of the window."""
+    return reference * days if spec.aggregation == "sum" else reference
+
+
+def has_current_data(calendar: Calendar, dense: Dense) -> Any:
+    """Per as-of date: any point from the quarter's first day to the day before."""
+    quarter = calendar.windows["quarter"]
+    starts = quarter.start[quarter.of_as_of]
+    return calendar.count(dense.prefix_points, starts, calendar.as_of - 1) > 0
+
+
+def window_points(calendar: Calendar, prefix: IntArray) -> IntArray:
+    """Per as-of date: points (counted by ``prefix``) in its day, week and quarter windows.
+
+    The month lies inside the quarter; the day and the week can lie after the quarter's end.
+    """
+    day = calendar.count(prefix, calendar.as_of - 1, calendar.as_of - 1)
+    total = day
+    for kind in ("week", "quarter"):
+        windows = calendar.windows[kind]
+        total = total + calendar.count(
+            prefix, windows.start[windows.of_as_of], windows.end[windows.of_as_of]
+        )
+    return total
+
+
+def has_window_data(calendar: Calendar, dense: Dense) -> Any:
+    """Per as-of date: whether any of its four windows holds a point (the row is stored)."""
+    return window_points(calendar, dense.prefix_points) > 0
+
+
+def day_prefix(calendar: Calendar, ordinals: Sequence[int]) -> IntArray:
+    """A prefix count over the calendar's dense days of these days (outside ones ignored)."""
+    flags = np.zeros(calendar.size, dtype=bool)
+    o = np.asarray(list(ordinals), dtype=np.int64) - calendar.lo
+    flags[o[(o >= 0) & (o < calendar.size)]] = True
+    return _prefix(flags)
