@@ -9,6 +9,7 @@ the binaries run as the ``postgres`` user.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -22,11 +23,19 @@ from tests.live import free_port
 
 
 def pg_bin() -> Path | None:
-    """The directory of initdb/pg_ctl/pg_basebackup, or None when the machine has none."""
+    """The directory of initdb/pg_ctl/pg_basebackup: ``PG_BIN``, the machine's PostgreSQL,
+    or the binaries the ``pgserver`` wheel ships; None when there are none."""
     if os.environ.get("PG_BIN"):
         return Path(os.environ["PG_BIN"])
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
+    if found:
+        return Path(found[-1]).parent
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.origin is not None:
+        wheel = Path(spec.origin).parent / "pginstall" / "bin"
+        if (wheel / "pg_basebackup").exists():
+            return wheel
+    return None
 
 
 def _as_server_user(args: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from api.demo import service as demo
+from tests._data import admin_headers, put_department, put_metric
 
 TODAY = dt.date(2026, 5, 16)
 AS_OF = "2026-05-16"
@@ -56,7 +57,8 @@ class Page(HTMLParser):
         names = dict(attrs)
         if tag == "style" or "style" in names:
             self.inline.append(f"style on <{tag}>")
-        if tag == "script" and not names.get("src"):
+        # A JSON-LD data block is not code: browsers never run it and CSP does not apply.
+        if tag == "script" and not names.get("src") and names.get("type") != "application/ld+json":
             self.inline.append("inline <script>")
         self.inline += [f"{k} on <{tag}>" for k in names if k.startswith("on")]
         if tag == "caption":
@@ -261,3 +263,25 @@ def test_page_numbers_are_those_of_the_services(client: TestClient, demo_data: N
     about = client.get("/about").text
     for link in ("/docs", "/v1/cityscore.csv", "/metrics", "/v1/values.csv"):
         assert f'href="{link}"' in about
+
+
+def test_metric_pages_describe_their_dataset_in_json_ld(
+    client: TestClient, session: Session
+) -> None:
+    """Issue 13: dataset pages carry schema.org Dataset JSON-LD, with working downloads."""
+    import json
+    import re
+
+    admin = admin_headers(session)
+    put_department(client, admin, "311")
+    put_metric(client, admin, "calls-on-time", "311")
+    page = client.get("/metrics/calls-on-time")
+    assert page.status_code == 200
+    blocks = re.findall(r'<script type="application/ld\+json">(.*?)</script>', page.text, re.S)
+    assert len(blocks) == 1
+    data = json.loads(blocks[0])
+    assert data["@type"] == "Dataset" and data["identifier"] == "calls-on-time"
+    formats = {d["encodingFormat"]: d["contentUrl"] for d in data["distribution"]}
+    assert set(formats) == {"text/csv", "application/json"}
+    for url in formats.values():
+        assert client.get(url.replace("http://testserver", "")).status_code == 200

@@ -123,6 +123,31 @@ def _scores(session: Any, metric: dict[str, Any], day: dt.date) -> dict[str, Any
     return {"rows": rows, "chart": chart, "params": {"start": start, "end": end}}
 
 
+def dataset_jsonld(request: Request, metric: dict[str, Any], city: str) -> dict[str, Any]:
+    """The metric's daily values as a schema.org ``Dataset`` (for search engines' dataset
+    search), with its CSV and JSON downloads."""
+    base = str(request.base_url).rstrip("/")
+    values = f"{base}/v1/metrics/{metric['slug']}/values"
+    updated = metric.get("updated_at")
+    return {
+        "@context": "https://schema.org",
+        "@type": "Dataset",
+        "name": f"{metric['name']}: daily values",
+        "description": metric.get("description") or f"Daily values of {metric['name']}.",
+        "url": f"{base}/metrics/{metric['slug']}",
+        "identifier": metric["slug"],
+        "keywords": ["CityScore", "performance", str(metric["department"])],
+        "creator": {"@type": "GovernmentOrganization", "name": city},
+        "license": "https://opendatacommons.org/licenses/pddl/1-0/",
+        "isAccessibleForFree": True,
+        "dateModified": updated.isoformat() if isinstance(updated, dt.datetime) else updated,
+        "distribution": [
+            {"@type": "DataDownload", "encodingFormat": "text/csv", "contentUrl": values + ".csv"},
+            {"@type": "DataDownload", "encodingFormat": "application/json", "contentUrl": values},
+        ],
+    }
+
+
 @router.get("/metrics/{slug}")
 def metric_page(
     request: Request, session: SessionDep, settings: SettingsDep, slug: str
@@ -154,6 +179,7 @@ def metric_page(
             "intervals": INTERVALS,
             "as_of": day,
             "chosen": chosen,
+            "jsonld": dataset_jsonld(request, metric, settings.city_name),
         }
 
     return render.page(
