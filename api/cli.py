@@ -202,18 +202,22 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
 def _serve(args: argparse.Namespace, settings: Any) -> int:
     import uvicorn
 
+    # The metrics module creates its multiprocess files on import: the directory must exist
+    # first (the image names one under /tmp that nothing has made yet).
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    from api.observability.metrics import prepare_multiprocess_dir
     from db.session import connection_budget
 
+    cleanup = prepare_multiprocess_dir(args.workers)
     budget = connection_budget(
         settings.database_url, args.workers, settings.db_pool_size, settings.db_max_overflow
     )
     from api.observability import logs
-    from api.observability.metrics import prepare_multiprocess_dir
 
     for warning in [*budget, *_store_warnings(settings.database_url)]:
         print(f"cityscore: warning: {warning}", file=sys.stderr)
     logs.configure(settings.log_level)
-    cleanup = prepare_multiprocess_dir(args.workers)
     try:
         uvicorn.run(
             "api.asgi:app",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -235,3 +238,37 @@ def test_multiprocess_dir_is_emptied_or_made(
     assert made.is_dir() and not list(made.iterdir())
     cleanup()
     assert not made.exists()
+
+
+def test_serve_makes_a_configured_metrics_directory_that_does_not_exist(tmp_path: Path) -> None:
+    """The image sets PROMETHEUS_MULTIPROC_DIR=/tmp/cityscore-metrics, which nothing creates:
+    serve died with FileNotFoundError at start (found by running compose.yaml)."""
+    from tests.live import free_port
+
+    metrics_dir = tmp_path / "not" / "yet"
+    port = free_port()
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+    }
+    cli = str(Path(sys.executable).parent / "cityscore")
+    proc = subprocess.Popen(
+        [cli, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        answered = False
+        while time.monotonic() < deadline and proc.poll() is None and not answered:
+            try:
+                answered = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        died = proc.poll() is not None and proc.stderr is not None
+        assert answered, proc.stderr.read().decode() if died and proc.stderr else "no answer"
+    finally:
+        proc.terminate()
+        proc.wait(15)
