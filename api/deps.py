@@ -14,9 +14,7 @@ from api.errors import Forbidden, Unauthorized
 from api.keys import service as keys_service
 from api.settings import Settings
 from db.models import ApiKey
-
-DETACHED = "cityscore_detached"  # session.info flag: a streamed download owns the session
-
+from db.session import DETACHED
 
 PRIMARY_ONLY = ("/v1/ingest", "/v1/audit", "/readyz", "/internal")
 

@@ -16,6 +16,8 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 WRITER_OPTION = "cityscore_writer"
+# session.info flag: a streamed download owns the session and closes it when its export ends.
+DETACHED = "cityscore_detached"
 
 
 # Per-process pool defaults: 4 workers x (15 + 5) = 80 connections fit PostgreSQL's default

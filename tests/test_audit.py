@@ -27,7 +27,7 @@ def bearer(token: str) -> dict[str, str]:
 def audit(client: TestClient, admin: dict[str, str], **params: Any) -> list[dict[str, Any]]:
     r = client.get("/v1/audit", headers=admin, params=params)
     assert r.status_code == 200, r.text
-    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["cache-control"] == "private, no-store"
     rows: list[dict[str, Any]] = r.json()["data"]
     return rows
 

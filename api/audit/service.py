@@ -11,6 +11,8 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session
 
+from api.audit.schemas import AUDIT_COLUMNS
+from api.http.respond import Listing
 from api.observability import request_id
 from db.models import ApiKey, AuditEntry, Department, IngestBatch, utcnow
 from db.session import WRITER_OPTION
@@ -94,10 +96,28 @@ def recording_ingest(session: Session, key: ApiKey) -> Iterator[None]:
         event.remove(session, "before_commit", before_commit)
 
 
-def page(session: Session, *, before_id: int | None, limit: int) -> list[Any]:
-    """Up to ``limit`` rows, newest first, strictly older than ``before_id``."""
-    stmt = select(A.c.id, *(A.c[c] for c in ("at", "key_id", "department", "action", "target")))
-    stmt = stmt.add_columns(A.c.detail).order_by(A.c.id.desc()).limit(limit)
-    if before_id is not None:
-        stmt = stmt.where(A.c.id < before_id)
-    return list(session.execute(stmt).all())
+def listing(session: Session) -> Listing:
+    """Every audit row, newest first, keyset-paged by id (rows carry the id last, as the key)."""
+
+    def fetch(before_id: int | None, limit: int | None) -> list[Any]:
+        stmt = select(*(A.c[c] for c in AUDIT_COLUMNS), A.c.id).order_by(A.c.id.desc())
+        if before_id is not None:
+            stmt = stmt.where(A.c.id < before_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [tuple(r) for r in session.execute(stmt)]
+
+    def parse_key(key: list[Any]) -> int:
+        (before,) = key
+        if not isinstance(before, int) or isinstance(before, bool):
+            raise ValueError("audit id")
+        return before
+
+    return Listing(
+        name="audit",
+        columns=AUDIT_COLUMNS,
+        fetch=fetch,
+        key_of=lambda row: [row[-1]],
+        key_width=1,
+        parse_key=parse_key,
+    )

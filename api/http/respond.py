@@ -12,7 +12,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from api.deps import DETACHED
 from api.errors import BadRequest, NotFound
 from api.http.caching import Version, cache_headers, make_etag, not_modified, not_modified_response
 from api.http.csv import csv_lines, lf_to_crlf, with_bom
@@ -20,6 +19,7 @@ from api.http.formats import CSV_MEDIA_TYPE, wants_csv
 from api.http.paging import decode_cursor, encode_cursor, parse_limit, query_fingerprint
 from api.http.params import parse_bool
 from api.http.streaming import spooled
+from db.session import DETACHED
 
 Row = Sequence[Any]
 
@@ -202,7 +202,8 @@ def private_collection(request: Request, listing: Listing, *, base_url: str = ""
         cursor = encode_cursor(listing.key_of(rows[-1]), fingerprint)
         next_url = _next_url(request, cursor, base_url)
         headers["Link"] = f'<{next_url}>; rel="next"'
-    data = [dict(zip(listing.columns, row, strict=True)) for row in rows]
+    # A row may carry its keyset key after the published columns (zip drops it).
+    data = [dict(zip(listing.columns, row, strict=False)) for row in rows]
     return Response(
         _json({"data": data, "next": next_url}), media_type="application/json", headers=headers
     )
