@@ -25,6 +25,7 @@ from api.http.guards import WriteGuard
 from api.http.ratelimit import WINDOW_SECONDS, MemoryCounter, RateLimitMiddleware, make_counter
 from api.http.respond import ResponseCache, json_response
 from api.http.security import SecurityHeadersMiddleware
+from api.http.streaming import ExportSlots
 from api.ingest.router import router as ingest_router
 from api.keys import service as keys_service
 from api.metrics.router import router as metrics_router
@@ -104,6 +105,9 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
 
     app.add_middleware(RouteCapture)  # innermost: reads the matched route
     add_guards(app, settings)
+    app.add_middleware(
+        ExportSlots, slots=settings.export_concurrency(), timeout=settings.db_pool_timeout
+    )
     app.add_middleware(CsvSuffixMiddleware)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(NulGuardMiddleware)

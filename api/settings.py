@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1)
     db_max_overflow: int = Field(default=DEFAULT_MAX_OVERFLOW, ge=0)
     db_pool_timeout: float = Field(default=DEFAULT_POOL_TIMEOUT, gt=0)
+    # CSV downloads draining the store at once per process (0: half of pool + overflow), so
+    # bulk exports never take every connection; one waiting DB_POOL_TIMEOUT s gets a 503.
+    export_slots: int = Field(default=0, ge=0)
+
+    def export_concurrency(self) -> int:
+        if self.export_slots:
+            return self.export_slots
+        return max(1, (self.db_pool_size + self.db_max_overflow) // 2)
 
     def engine_options(self) -> dict[str, Any]:
         """Pool options for the app's engine (an in-memory SQLite keeps SQLAlchemy's own)."""

@@ -27,7 +27,7 @@ class CsvSuffixMiddleware:
         await self.app(scope, receive, send)
 
 
-def _accept_prefers_csv(accept: str) -> bool:
+def accept_prefers_csv(accept: str) -> bool:
     best_q, best = -1.0, ""
     for part in accept.split(","):
         media, *params = (p.strip().lower() for p in part.split(";"))
@@ -48,7 +48,7 @@ def _accept_prefers_csv(accept: str) -> bool:
 def wants_csv(request: Request) -> bool:
     if request.scope.get("state", {}).get("csv_suffix"):
         return True
-    return _accept_prefers_csv(request.headers.get("accept", ""))
+    return accept_prefers_csv(request.headers.get("accept", ""))
 
 
 def bad_request(scope: Scope, detail: str) -> Any:

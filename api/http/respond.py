@@ -18,7 +18,7 @@ from api.http.csv import csv_lines, lf_to_crlf, with_bom
 from api.http.formats import CSV_MEDIA_TYPE, wants_csv
 from api.http.paging import decode_cursor, encode_cursor, parse_limit, query_fingerprint
 from api.http.params import parse_bool
-from api.http.streaming import spooled
+from api.http.streaming import release_with_slot, spooled
 from db.session import DETACHED
 
 Row = Sequence[Any]
@@ -105,7 +105,8 @@ def detach_session(request: Request) -> Callable[[], None]:
 
 def csv_stream(request: Request, chunks: Iterator[bytes], headers: dict[str, str]) -> Response:
     """A CSV download spooled off the store (see ``api.http.streaming``)."""
-    body = spooled(with_bom(chunks, _bom(request)), detach_session(request))
+    release = release_with_slot(request.scope, detach_session(request))
+    body = spooled(with_bom(chunks, _bom(request)), release)
     return StreamingResponse(body, media_type=CSV_MEDIA_TYPE, headers=headers)
 
 

@@ -9,6 +9,8 @@ and file reads go through the threadpool. Memory is constant (one chunk in fligh
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -16,11 +18,16 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 
 from anyio import to_thread
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.errors import ServiceUnavailable, api_error_response
+from api.http.formats import accept_prefers_csv
 
 log = logging.getLogger("cityscore.streaming")
 
 READ_CHUNK = 256 * 1024
 WAIT_S = 1.0  # a reader waiting for the export re-checks this often
+SLOT_KEY = "export_slot"
 
 
 class Spool:
@@ -108,3 +115,86 @@ def spooled(chunks: Iterator[bytes], release: Callable[[], None]) -> AsyncIterat
     )
     thread.start()
     return spool.chunks()
+
+
+class ExportSlot:
+    """One export's claim on a slot; released once, from any thread, whoever ends it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, semaphore: asyncio.Semaphore) -> None:
+        self._loop = loop
+        self._semaphore = semaphore
+        self._lock = threading.Lock()
+        self._released = False
+        self.handed_off = False  # a spool owns it now and releases it when the store is done
+
+    def release(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        with contextlib.suppress(RuntimeError):  # a closed loop: the server is shutting down
+            self._loop.call_soon_threadsafe(self._semaphore.release)
+
+
+def is_export(scope: Scope) -> bool:
+    """A bulk download: a GET or HEAD for CSV (by ``.csv`` suffix, Accept, or CKAN's dump)."""
+    if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        return False
+    if scope.get("state", {}).get("csv_suffix") or scope["path"].startswith("/datastore/dump/"):
+        return True
+    accept = next((v for k, v in scope.get("headers", []) if k == b"accept"), b"")
+    return accept_prefers_csv(accept.decode("latin-1"))
+
+
+class ExportSlots:
+    """At most ``slots`` exports drain the store at once, so downloads never take the pool.
+
+    An export waits for a slot before its route runs, so before it holds any connection; one
+    that waits ``timeout`` seconds is answered 503 with ``Retry-After``. The slot is freed when
+    the spool has drained the store (``release_with_slot``), not when the client has read.
+    """
+
+    def __init__(self, app: ASGIApp, slots: int, timeout: float) -> None:
+        self.app = app
+        self.slots = slots
+        self.timeout = timeout
+        self._semaphore: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not is_export(scope):
+            await self.app(scope, receive, send)
+            return
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.slots)
+        try:
+            await asyncio.wait_for(self._semaphore.acquire(), self.timeout)
+        except TimeoutError:
+            log.warning("every export slot stayed busy for %.1f s", self.timeout)
+            busy = ServiceUnavailable(
+                "Too many downloads are running; retry shortly.", headers={"Retry-After": "1"}
+            )
+            await api_error_response(busy)(scope, receive, send)
+            return
+        slot = ExportSlot(asyncio.get_running_loop(), self._semaphore)
+        scope.setdefault("state", {})[SLOT_KEY] = slot
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if not slot.handed_off:
+                slot.release()
+
+
+def release_with_slot(scope: Scope, release: Callable[[], None]) -> Callable[[], None]:
+    """``release``, then the request's export slot (if it has one): the spool's clean-up."""
+    slot: ExportSlot | None = scope.get("state", {}).get(SLOT_KEY)
+    if slot is None:
+        return release
+    slot.handed_off = True
+
+    def both() -> None:
+        try:
+            release()
+        finally:
+            slot.release()
+
+    return both
