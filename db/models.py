@@ -237,3 +237,83 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(sa_column=Column(String(40), nullable=False))
     target: str = Field(sa_column=Column(String(200), nullable=False))
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class MetricRevision(SQLModel, table=True):
+    """Every version a metric definition has had, the current one included (the latest).
+
+    Written by every PUT that changes a definition; ``valid_from`` is when it was written.
+    ``targets`` is ``[[effective_from, value], ...]`` as the version had them."""
+
+    __tablename__ = "metric_revisions"
+    __table_args__ = (
+        Index("ix_metric_revisions_metric_id_valid_from", "metric_id", "valid_from"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    metric_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("metrics.id", ondelete="CASCADE"), nullable=False)
+    )
+    valid_from: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+    slug: str = Field(sa_column=Column(String(100), nullable=False))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    department_id: int = Field(sa_column=Column(Integer, nullable=False))
+    unit: str | None = Field(default=None, sa_column=Column(String(100)))
+    direction: str = Field(sa_column=Column(String(20), nullable=False))
+    aggregation: str = Field(sa_column=Column(String(20), nullable=False))
+    reference: str = Field(sa_column=Column(String(20), nullable=False))
+    baseline_years: int = Field(sa_column=Column(Integer, nullable=False))
+    in_cityscore: bool = Field(nullable=False)
+    source_url: str | None = Field(default=None, sa_column=Column(String(500)))
+    targets: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class CityScoreRun(SQLModel, table=True):
+    """A published run: an as-of date and the instant it was published. A computed run keeps
+    no figures (they are the answer as known at ``published_at``); an archived (imported) run
+    keeps Boston's published rows verbatim in ``run_figures``."""
+
+    __tablename__ = "cityscore_runs"
+    __table_args__ = (
+        Index("ix_cityscore_runs_published_at", "published_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    as_of: dt.date = Field(sa_column=Column(Date, nullable=False, index=True))
+    published_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
+    archived: bool = Field(default=False, nullable=False)
+
+
+class RunFigure(SQLModel, table=True):
+    """One metric's row of an archived run, as published (text, blanks as null)."""
+
+    __tablename__ = "run_figures"
+
+    run_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("cityscore_runs.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    position: int = Field(sa_column=Column(Integer, primary_key=True))
+    metric_id: int | None = Field(default=None, sa_column=Column(Integer))
+    metric_name: str = Field(sa_column=Column(String(200), nullable=False))
+    target: str | None = Field(default=None, sa_column=Column(Text))
+    metric_logic: str | None = Field(default=None, sa_column=Column(Text))
+    day_score: str | None = Field(default=None, sa_column=Column(Text))
+    day_numerator: str | None = Field(default=None, sa_column=Column(Text))
+    day_denominator: str | None = Field(default=None, sa_column=Column(Text))
+    week_score: str | None = Field(default=None, sa_column=Column(Text))
+    week_numerator: str | None = Field(default=None, sa_column=Column(Text))
+    week_denominator: str | None = Field(default=None, sa_column=Column(Text))
+    month_score: str | None = Field(default=None, sa_column=Column(Text))
+    month_numerator: str | None = Field(default=None, sa_column=Column(Text))
+    month_denominator: str | None = Field(default=None, sa_column=Column(Text))
+    quarter_score: str | None = Field(default=None, sa_column=Column(Text))
+    quarter_numerator: str | None = Field(default=None, sa_column=Column(Text))
+    quarter_denominator: str | None = Field(default=None, sa_column=Column(Text))

@@ -33,6 +33,9 @@ from db.session import make_engine, session_factory
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgresql")
 TABLES = (
+    "run_figures",
+    "cityscore_runs",
+    "metric_revisions",
     "audit_log",
     "cityscore_daily",
     "metric_scores",

@@ -26,6 +26,7 @@ from api.analyses.schemas import AnalysisIn
 from api.changes import service as changes
 from api.cityscore import service as scores_service
 from api.demo.analyses import ANALYSES
+from api.metrics import revisions
 from api.scoring.windows import date_range
 from db.bulk import indexes_rebuilt_after, insert_columns
 from db.models import (
@@ -309,6 +310,7 @@ def _create_catalogue(
         if t.target is not None
     )
     session.flush()
+    revisions.record(session, ids, now)
     return ids
 
 

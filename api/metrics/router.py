@@ -11,8 +11,8 @@ from api.http import respond
 from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
 from api.http.params import PAGED, bool_query, parse_bool, parse_date, parse_search
-from api.metrics import service
-from api.metrics.schemas import MetricIn, MetricList, MetricOut
+from api.metrics import revisions, service
+from api.metrics.schemas import MetricIn, MetricList, MetricOut, MetricRevisionList
 from api.schemas import METRIC_SLUG, SLUG_PATTERN
 from api.scorecards import service as scorecards_service
 from api.web import charts
@@ -46,6 +46,30 @@ def list_metrics(
     return respond.collection(
         request, listing, version, extra=today.isoformat(), base_url=settings.public_base_url
     )
+
+
+@router.get(
+    "/{slug}/revisions",
+    response_model=MetricRevisionList,
+    operation_id="getMetricRevisions",
+    responses=CSV_CONTENT,
+    dependencies=PAGED,
+)
+def get_metric_revisions(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    slug: str = Path(description=METRIC_SLUG),
+) -> Response:
+    """Every version of a metric's definition, oldest first (`current: true` is in force).
+
+    Each PUT that changes a definition keeps the previous version; `valid_from` is when a
+    version was written. Definitions from before revisions were kept start at their last
+    update before the upgrade."""
+    metric_id = service.metric_id(session, slug)
+    version = changes.version(session, f"metric:{metric_id}")
+    listing = revisions.listing(session, metric_id, slug)
+    return respond.collection(request, listing, version, base_url=settings.public_base_url)
 
 
 @router.get("/{slug}", response_model=MetricOut, operation_id="getMetric")

@@ -124,3 +124,51 @@ class MetricList(BaseModel):
 
     data: list[MetricOut]
     next: str | None
+
+
+class MetricRevisionOut(BaseModel):
+    """One version of a metric definition; ``valid_from`` is when it was written."""
+
+    revision: int
+    valid_from: dt.datetime
+    current: bool
+    slug: str
+    name: str
+    description: str | None
+    department: str | None
+    unit: str | None
+    direction: Direction
+    aggregation: Aggregation
+    reference: Reference
+    targets: list[TargetOut]
+    baseline_years: int
+    in_cityscore: bool
+    metric_logic: str
+    source_url: str | None
+
+
+class MetricRevisionList(BaseModel):
+    model_config = page_example(
+        "/v1/metrics/311-call-center-performance/revisions",
+        {
+            "revision": 1,
+            "valid_from": "2026-05-16T04:00:12.345678Z",
+            "current": True,
+            "slug": "311-call-center-performance",
+            "name": "311 Call Center Performance",
+            "description": "Share of calls answered within 30 seconds.",
+            "department": "311",
+            "unit": "share of calls",
+            "direction": "higher_is_better",
+            "aggregation": "pooled_ratio",
+            "reference": "target",
+            "targets": [{"effective_from": "2016-01-01", "value": 0.95}],
+            "baseline_years": 10,
+            "in_cityscore": True,
+            "metric_logic": "sum(numerator_value)/sum(denominator_value)/target",
+            "source_url": None,
+        },
+    )
+
+    data: list[MetricRevisionOut]
+    next: str | None

@@ -13,6 +13,7 @@ from api.changes import service as changes
 from api.cityscore import service as scores_service
 from api.errors import Conflict, NotFound, Unprocessable
 from api.http.respond import Listing
+from api.metrics import revisions
 from api.metrics.schemas import METRIC_COLUMNS, MetricIn
 from api.scoring.aggregates import RATIO_AGGREGATIONS
 from api.scoring.scores import MetricSpec, metric_logic
@@ -213,6 +214,7 @@ def put(session: Session, slug: str, body: MetricIn, today: dt.date) -> tuple[di
             )
     session.flush()
     if changed:
+        revisions.record(session, [metric.id], metric.updated_at)
         changes.bump(session, ["metrics", f"metric:{metric.id}", "scores"])
     if rescore and not created:
         scores_service.rescore_metrics(session, [metric.id])
