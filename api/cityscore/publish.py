@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from api.cityscore import service
+from api.cityscore.known import KnownAt
 from api.http.respond import Listing
 from api.scoring.scores import metric_logic
 from api.scoring.windows import WINDOW_NAMES, windows_as_of
@@ -54,13 +55,18 @@ def cityscore_document(session: Session, as_of: dt.date) -> dict[str, Any]:
                 **{w: s[w]._asdict() for w in WINDOW_NAMES},
             }
         )
-    windows = windows_as_of(as_of)
     return {
         "as_of": as_of,
-        "windows": {w: {"start": windows[w].start, "end": windows[w].end} for w in WINDOW_NAMES},
+        "windows": window_bounds(as_of),
         "score": dict(zip(WINDOW_NAMES, daily or (None,) * 4, strict=True)),
         "metrics": metrics,
     }
+
+
+def window_bounds(as_of: dt.date) -> dict[str, dict[str, dt.date]]:
+    """The four windows' first and last days as of a date, as the document shows them."""
+    windows = windows_as_of(as_of)
+    return {w: {"start": windows[w].start, "end": windows[w].end} for w in WINDOW_NAMES}
 
 
 def cityscore_csv_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -97,23 +103,36 @@ def _date_listing(
     )
 
 
-def history_listing(session: Session, start: dt.date, end: dt.date) -> Listing:
-    from api.cityscore.schemas import HISTORY_COLUMNS
-
-    return _date_listing(
-        "cityscore-history", HISTORY_COLUMNS, lambda: service.cityscore_history(session, start, end)
-    )
-
-
-def metric_scores_listing(
-    session: Session, metric_id: int, slug: str, start: dt.date, end: dt.date
+def history_listing(
+    session: Session, start: dt.date, end: dt.date, instant: dt.datetime | None = None
 ) -> Listing:
+    """CityScore per as-of date: materialised, or as known at ``instant``."""
     from api.cityscore.schemas import HISTORY_COLUMNS
 
     def load() -> list[tuple[Any, ...]]:
-        return [
-            (d, *(s[w].score for w in WINDOW_NAMES))
-            for d, s in service.metric_history(session, metric_id, start, end)
-        ]
+        if instant is not None:
+            return list(KnownAt(session, instant).cityscore_history(start, end))
+        return list(service.cityscore_history(session, start, end))
+
+    return _date_listing("cityscore-history", HISTORY_COLUMNS, load)
+
+
+def metric_scores_listing(
+    session: Session,
+    metric_id: int,
+    slug: str,
+    start: dt.date,
+    end: dt.date,
+    instant: dt.datetime | None = None,
+) -> Listing:
+    """A metric's window scores per as-of date: materialised, or as known at ``instant``."""
+    from api.cityscore.schemas import HISTORY_COLUMNS
+
+    def load() -> list[tuple[Any, ...]]:
+        if instant is not None:
+            history = KnownAt(session, instant).metric_history(metric_id, start, end)
+        else:
+            history = service.metric_history(session, metric_id, start, end)
+        return [(d, *(s[w].score for w in WINDOW_NAMES)) for d, s in history]
 
     return _date_listing(f"{slug}-scores", HISTORY_COLUMNS, load)

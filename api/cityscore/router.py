@@ -5,7 +5,8 @@ import datetime as dt
 from fastapi import APIRouter, Path, Request, Response
 
 from api.changes import service as changes
-from api.cityscore import publish
+from api.cityscore import known, publish
+from api.cityscore.known import KNOWN_AT
 from api.cityscore.schemas import CSV_COLUMNS, CityScore, History
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
@@ -47,20 +48,23 @@ def get_cityscore(
     session: SessionDep,
     settings: SettingsDep,
     as_of: str | None = date_query("Publication date; default: today in the city"),
+    as_known_at: str | None = KNOWN_AT,
 ) -> Response:
     """CityScore as of a date: the four windows, the city's score and every metric's scores.
 
     `/v1/cityscore.csv` gives one row per metric with Boston's Full Metric List columns.
+    With `as_known_at`, the answer from the values and definitions as they stood then.
     """
     day = parse_date("as_of", as_of) or settings.today()
+    instant = known.parse_known_at(as_known_at)
     version = changes.version(session, *SCOPES)
     if as_of is None:
         version = not_before(version, settings.today_began())
     return respond.document(
         request,
         version,
-        lambda: publish.cityscore_document(session, day),
-        extra=day.isoformat(),
+        lambda: known.document(session, day, instant),
+        extra=f"{day.isoformat()}@{instant.isoformat() if instant else ''}",
         csv_rows=lambda doc: (
             f"cityscore-{day.isoformat()}",
             CSV_COLUMNS,
@@ -83,17 +87,19 @@ def get_cityscore_history(
     settings: SettingsDep,
     start: str | None = date_query("First as-of date, inclusive; default: end - 364 days"),
     end: str | None = date_query("Last as-of date, inclusive; default: today"),
+    as_known_at: str | None = KNOWN_AT,
 ) -> Response:
     """CityScore per as-of date, one row per date: `{as_of, day, week, month, quarter}`."""
     first, last = _default_range(start, end, settings.today())
+    instant = known.parse_known_at(as_known_at)
     version = changes.version(session, *SCOPES)
     if end is None:
         version = not_before(version, settings.today_began())
     return respond.collection(
         request,
-        publish.history_listing(session, first, last),
+        publish.history_listing(session, first, last, instant),
         version,
-        extra=f"{first}:{last}",
+        extra=f"{first}:{last}@{instant.isoformat() if instant else ''}",
         base_url=settings.public_base_url,
     )
 
@@ -112,17 +118,19 @@ def get_metric_scores(
     slug: str = Path(description=METRIC_SLUG),
     start: str | None = date_query("First as-of date, inclusive; default: end - 364 days"),
     end: str | None = date_query("Last as-of date, inclusive; default: today"),
+    as_known_at: str | None = KNOWN_AT,
 ) -> Response:
     """A metric's window scores per as-of date: `{as_of, day, week, month, quarter}`."""
     first, last = _default_range(start, end, settings.today())
+    instant = known.parse_known_at(as_known_at)
     metric_id = metrics_service.metric_id(session, slug)
     version = changes.version(session, f"metric:{metric_id}")
     if end is None:
         version = not_before(version, settings.today_began())
     return respond.collection(
         request,
-        publish.metric_scores_listing(session, metric_id, slug, first, last),
+        publish.metric_scores_listing(session, metric_id, slug, first, last, instant),
         version,
-        extra=f"{first}:{last}",
+        extra=f"{first}:{last}@{instant.isoformat() if instant else ''}",
         base_url=settings.public_base_url,
     )

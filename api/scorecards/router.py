@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.changes import service as changes
+from api.cityscore.known import KNOWN_AT, parse_known_at
 from api.departments import service as departments_service
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
@@ -38,18 +39,20 @@ def list_scorecards(
     session: SessionDep,
     settings: SettingsDep,
     as_of: str | None = date_query("Publication date; default: today in the city"),
+    as_known_at: str | None = KNOWN_AT,
 ) -> Response:
     """One row per department: its score per window (all its metrics) and how many metrics
     are below target this week."""
     day = parse_date("as_of", as_of) or settings.today()
+    instant = parse_known_at(as_known_at)
     version = changes.version(session, *SCOPES)
     if as_of is None:
         version = not_before(version, settings.today_began())
     return respond.collection(
         request,
-        service.listing(session, day),
+        service.listing(session, day, instant),
         version,
-        extra=day.isoformat(),
+        extra=f"{day.isoformat()}@{instant.isoformat() if instant else ''}",
         base_url=settings.public_base_url,
     )
 
@@ -67,6 +70,7 @@ def get_scorecard(
     settings: SettingsDep,
     department: str = Path(description=DEPARTMENT_SLUG),
     as_of: str | None = date_query("Publication date; default: today in the city"),
+    as_known_at: str | None = KNOWN_AT,
 ) -> Response:
     """A department's scorecard: its score, and per metric the window scores, latest value,
     target, status (from the week score) and the last 12 weekly scores.
@@ -76,6 +80,7 @@ def get_scorecard(
     value in the week). `/v1/scorecards/{department}.csv` gives one row per metric:
     `metric, name, target, latest_date, latest_value, day, week, month, quarter, status`."""
     day = parse_date("as_of", as_of) or settings.today()
+    instant = parse_known_at(as_known_at)
     dept = departments_service.get(session, department)  # 404 before any 304
     # Exactly this department's data: its row and its metrics (not every department's).
     version = changes.version(session, *changes.department_scopes(session, dept.id))
@@ -84,8 +89,8 @@ def get_scorecard(
     return respond.document(
         request,
         version,
-        lambda: service.scorecard(session, department, day),
-        extra=day.isoformat(),
+        lambda: service.scorecard(session, department, day, instant=instant),
+        extra=f"{day.isoformat()}@{instant.isoformat() if instant else ''}",
         csv_rows=lambda doc: (
             f"scorecard-{department}-{day.isoformat()}",
             SCORECARD_CSV_COLUMNS,

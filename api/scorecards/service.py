@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, select
 from sqlmodel import Session
@@ -13,7 +14,7 @@ from api.cityscore import service as scores_service
 from api.departments import service as departments_service
 from api.http.respond import Listing
 from api.scorecards.schemas import SCORECARD_COLUMNS
-from api.scoring.scores import mean_score
+from api.scoring.scores import MetricSpec, WindowScore, mean_score
 from api.scoring.windows import WINDOW_NAMES, windows_as_of
 from db.models import Department, Metric, MetricValue
 
@@ -36,22 +37,68 @@ def status(week_score: float | None, has_data: bool = False) -> str:
     return "above_target" if week_score >= 1 else "below_target"
 
 
-def with_week_data(session: Session, metric_ids: list[int], as_of: dt.date) -> set[int]:
+class MetricRow(NamedTuple):
+    id: int
+    slug: str
+    name: str
+    department_id: int
+
+
+class Present:
+    """Today's definitions, values and materialised scores: what a scorecard reads by default.
+    ``api.cityscore.known.KnownAt`` answers the same questions as known at an instant."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.values: Any = V
+
+    def metrics(self, department_ids: Sequence[int] | None = None) -> list[MetricRow]:
+        stmt = select(M.c.id, M.c.slug, M.c.name, M.c.department_id).order_by(M.c.slug)
+        if department_ids is not None:
+            stmt = stmt.where(M.c.department_id.in_(list(department_ids)))
+        return [MetricRow(*r) for r in self.session.execute(stmt)]
+
+    def scores_for(
+        self, metric_ids: Sequence[int], as_of: dt.date
+    ) -> dict[int, dict[str, WindowScore]]:
+        return scores_service.scores_for(self.session, metric_ids, as_of)
+
+    def specs(self, metric_ids: Sequence[int]) -> dict[int, MetricSpec]:
+        return scores_service.load_specs(self.session, metric_ids)
+
+    def weekly_scores(
+        self, metric_id: int, week_starts: Sequence[dt.date]
+    ) -> dict[dt.date, float | None]:
+        return scores_service.weekly_scores(self.session, metric_id, week_starts)
+
+
+def lens(session: Session, instant: dt.datetime | None) -> Any:
+    """What a read sees: today (``Present``) or the store as known at ``instant``."""
+    if instant is None:
+        return Present(session)
+    from api.cityscore.known import KnownAt
+
+    return KnownAt(session, instant)
+
+
+def with_week_data(
+    session: Session, metric_ids: list[int], as_of: dt.date, values: Any = V
+) -> set[int]:
     """The metrics with at least one live value in the week window as of ``as_of``."""
     if not metric_ids:
         return set()
     week = windows_as_of(as_of)["week"]
     return set(
         session.execute(
-            select(V.c.metric_id)
+            select(values.c.metric_id)
             .where(
                 and_(
-                    V.c.metric_id.in_(metric_ids),
-                    ~V.c.deleted,
-                    V.c.date.between(week.start, week.end),
+                    values.c.metric_id.in_(metric_ids),
+                    ~values.c.deleted,
+                    values.c.date.between(week.start, week.end),
                 )
             )
-            .group_by(V.c.metric_id)
+            .group_by(values.c.metric_id)
         ).scalars()
     )
 
@@ -71,18 +118,19 @@ def trend(
     return [(w, scores[w]) for w in starts]
 
 
-def listing(session: Session, as_of: dt.date) -> Listing:
+def listing(session: Session, as_of: dt.date, instant: dt.datetime | None = None) -> Listing:
     cache: list[list[tuple[Any, ...]]] = []
+    seen = lens(session, instant)
 
     def load() -> list[tuple[Any, ...]]:
         depts = session.execute(
             select(D.c.id, D.c.slug, D.c.name, D.c.cabinet).order_by(D.c.slug)
         ).all()
-        metric_rows = session.execute(select(M.c.id, M.c.department_id)).all()
+        metric_rows = [(m.id, m.department_id) for m in seen.metrics()]
         by_dept: dict[int, list[int]] = defaultdict(list)
         for metric_id, dept_id in metric_rows:
             by_dept[dept_id].append(metric_id)
-        scores = scores_service.scores_for(session, [m for m, _ in metric_rows], as_of)
+        scores = seen.scores_for([m for m, _ in metric_rows], as_of)
         rows = []
         for dept_id, slug, name, cabinet in depts:
             ids = by_dept[dept_id]
@@ -110,38 +158,48 @@ def listing(session: Session, as_of: dt.date) -> Listing:
 
 
 def scorecard(
-    session: Session, slug: str, as_of: dt.date, *, trend_weeks: int = TREND_WEEKS
+    session: Session,
+    slug: str,
+    as_of: dt.date,
+    *,
+    trend_weeks: int = TREND_WEEKS,
+    instant: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """A department's scorecard document (404 for an unknown department)."""
     departments_service.get(session, slug)
-    return scorecards(session, as_of, [slug], trend_weeks=trend_weeks)[0]
+    return scorecards(session, as_of, [slug], trend_weeks=trend_weeks, instant=instant)[0]
 
 
-def _latest_values(session: Session, ids: list[int], as_of: dt.date) -> dict[int, dict[str, Any]]:
+def _latest_values(
+    session: Session, ids: list[int], as_of: dt.date, values: Any = V
+) -> dict[int, dict[str, Any]]:
     """Each metric's last live value before ``as_of``. Most metrics reported lately, so the
     recent days are searched first (a short range of the key); only the rest scan further."""
-    found = _latest_since(session, ids, as_of, as_of - dt.timedelta(days=RECENT_DAYS))
+    recent = as_of - dt.timedelta(days=RECENT_DAYS)
+    found = _latest_since(session, ids, as_of, recent, values)
     missing = [i for i in ids if i not in found]
     if missing:
-        found.update(_latest_since(session, missing, as_of, None))
+        found.update(_latest_since(session, missing, as_of, None, values))
     return found
 
 
 def _latest_since(
-    session: Session, ids: list[int], as_of: dt.date, since: dt.date | None
+    session: Session, ids: list[int], as_of: dt.date, since: dt.date | None, values: Any
 ) -> dict[int, dict[str, Any]]:
-    where = and_(V.c.metric_id.in_(ids), ~V.c.deleted, V.c.date < as_of)
+    v = values
+    where = and_(v.c.metric_id.in_(ids), ~v.c.deleted, v.c.date < as_of)
     if since is not None:
-        where = and_(where, V.c.date >= since)
+        where = and_(where, v.c.date >= since)
     last = (
-        select(V.c.metric_id, func.max(V.c.date).label("day"))
+        select(v.c.metric_id, func.max(v.c.date).label("day"))
         .where(where)
-        .group_by(V.c.metric_id)
+        .group_by(v.c.metric_id)
         .subquery()
     )
+    live = v if v is V else v.alias("latest_known")
     rows = session.execute(
-        select(V.c.metric_id, V.c.date, V.c.value).join(
-            last, and_(V.c.metric_id == last.c.metric_id, V.c.date == last.c.day)
+        select(live.c.metric_id, live.c.date, live.c.value).join(
+            last, and_(live.c.metric_id == last.c.metric_id, live.c.date == last.c.day)
         )
     )
     return {metric_id: {"date": day, "value": value} for metric_id, day, value in rows}
@@ -153,28 +211,27 @@ def scorecards(
     slugs: list[str] | None = None,
     *,
     trend_weeks: int = TREND_WEEKS,
+    instant: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The scorecards of these departments (all when None), by slug, with the same few
-    queries for any number of them. ``trend_weeks=0`` leaves the weekly trend out."""
+    queries for any number of them. ``trend_weeks=0`` leaves the weekly trend out. With
+    ``instant``, from the values and definitions as known then."""
+    seen = lens(session, instant)
     stmt = select(D.c.id, D.c.slug, D.c.name, D.c.cabinet).order_by(D.c.slug)
     if slugs is not None:
         stmt = stmt.where(D.c.slug.in_(slugs))
     depts = session.execute(stmt).all()
-    metrics = session.execute(
-        select(M.c.id, M.c.slug, M.c.name, M.c.department_id)
-        .where(M.c.department_id.in_([d.id for d in depts]))
-        .order_by(M.c.slug)
-    ).all()
+    metrics = seen.metrics([d.id for d in depts])
     ids = [m.id for m in metrics]
-    scores = scores_service.scores_for(session, ids, as_of)
-    week_data = with_week_data(session, ids, as_of)
-    specs = scores_service.load_specs(session, ids)
-    latest = _latest_values(session, ids, as_of) if ids else {}
+    scores = seen.scores_for(ids, as_of)
+    week_data = with_week_data(session, ids, as_of, seen.values)
+    specs = seen.specs(ids)
+    latest = _latest_values(session, ids, as_of, seen.values) if ids else {}
     starts = week_starts(as_of, trend_weeks) if trend_weeks else []
     rows: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for m in metrics:
         s = scores[m.id]
-        trend = scores_service.weekly_scores(session, m.id, starts) if starts else {}
+        trend = seen.weekly_scores(m.id, starts) if starts else {}
         rows[m.department_id].append(
             {
                 "metric": m.slug,

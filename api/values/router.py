@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.changes import service as changes
+from api.cityscore.known import KNOWN_AT, parse_known_at
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS
@@ -40,6 +41,7 @@ def list_values(
     updated_since: str | None = instant_query(
         "Only rows changed after this instant (exclusive), deletions as `deleted: true`"
     ),
+    as_known_at: str | None = KNOWN_AT,
 ) -> Response:
     """Bulk daily values of every metric, in (metric, date) order.
 
@@ -49,6 +51,7 @@ def list_values(
     first, last = parse_date("start", start), parse_date("end", end)
     check_range(first, last)
     since = parse_instant("updated_since", updated_since)
+    instant = parse_known_at(as_known_at)
     version = changes.version(session, *service.bulk_scopes(session, metric, department))
     listing = service.bulk_listing(
         session,
@@ -57,6 +60,7 @@ def list_values(
         start=first,
         end=last,
         updated_since=since,
+        known_at=instant,
     )
     return respond.collection(request, listing, version, base_url=settings.public_base_url)
 
@@ -80,14 +84,23 @@ def get_metric_values(
         description="Calendar period per row: day, week (Monday-Sunday), month, quarter, year",
         json_schema_extra={"enum": ["day", "week", "month", "quarter", "year"]},
     ),
+    as_known_at: str | None = KNOWN_AT,
 ) -> Response:
     """One metric's values per calendar period, aggregated by the metric's own aggregation
     (ratios are pooled: sum(numerator)/sum(denominator), never a mean of daily ratios)."""
     first, last = parse_date("start", start), parse_date("end", end)
     check_range(first, last)
+    instant = parse_known_at(as_known_at)
     metric_id, aggregation = service.metric_ref(session, slug)
     listing = service.metric_values_listing(
-        session, metric_id, aggregation, slug, start=first, end=last, interval=interval
+        session,
+        metric_id,
+        aggregation,
+        slug,
+        start=first,
+        end=last,
+        interval=interval,
+        known_at=instant,
     )
     version = changes.version(session, f"metric:{metric_id}")
     return respond.collection(request, listing, version, base_url=settings.public_base_url)

@@ -15,6 +15,7 @@ from sqlalchemy import and_, select
 from sqlmodel import Session
 
 from api.changes import service as changes
+from api.cityscore.known import raw_values_sql, values_at
 from api.errors import BadRequest, NotFound
 from api.http.csv import format_number
 from api.http.respond import Listing
@@ -40,6 +41,14 @@ class BulkFilter(NamedTuple):
     start: dt.date | None
     end: dt.date | None
     updated_since: dt.datetime | None
+    known_at: dt.datetime | None = None
+
+
+def _source(dialect: str, instant: dt.datetime | None) -> tuple[str, list[Any]]:
+    """``metric_values``, or the values as known at ``instant`` (same columns)."""
+    if instant is None:
+        return "metric_values", []
+    return raw_values_sql(dialect, instant)
 
 
 def _bulk_sql(
@@ -52,7 +61,7 @@ def _bulk_sql(
     """
     mark = "?" if dialect == "sqlite" else "%s"
     where: list[str] = []
-    params: list[Any] = []
+    source, params = _source(dialect, f.known_at)
 
     def add(clause: str, *values: Any) -> None:
         where.append(clause.replace("?", mark))
@@ -104,7 +113,7 @@ def _bulk_sql(
             "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, v.updated_at"
         )
     sql = (
-        f"SELECT {columns} FROM metric_values v JOIN metrics m ON m.id = v.metric_id "
+        f"SELECT {columns} FROM {source} v JOIN metrics m ON m.id = v.metric_id "
         "JOIN departments d ON d.id = m.department_id "
         f"WHERE {' AND '.join(where)} ORDER BY v.metric_id, v.date"
     )
@@ -132,8 +141,10 @@ def bulk_listing(
     start: dt.date | None,
     end: dt.date | None,
     updated_since: dt.datetime | None,
+    known_at: dt.datetime | None = None,
 ) -> Listing:
-    """Every metric's daily values in (metric, date) order; tombstones only with updated_since."""
+    """Every metric's daily values in (metric, date) order; tombstones only with updated_since.
+    With ``known_at``, each value's version as it stood at that instant."""
 
     def id_of(slug: str) -> int | None:
         found = session.execute(select(M.c.id).where(M.c.slug == slug)).scalar()
@@ -142,7 +153,12 @@ def bulk_listing(
     connection = session.connection()
     dialect = connection.dialect.name
     f = BulkFilter(
-        None if metric is None else (id_of(metric) or -1), department, start, end, updated_since
+        None if metric is None else (id_of(metric) or -1),
+        department,
+        start,
+        end,
+        updated_since,
+        known_at,
     )
 
     def raw() -> Any:
@@ -248,22 +264,25 @@ def metric_values_listing(
     start: dt.date | None,
     end: dt.date | None,
     interval: str,
+    known_at: dt.datetime | None = None,
 ) -> Listing:
     """One metric's values per calendar period, aggregated by the metric's own aggregation
-    (pooled sums for ratios, medians, means...), clipped to [start, end]; empty periods omitted."""
+    (pooled sums for ratios, medians, means...), clipped to [start, end]; empty periods omitted.
+    With ``known_at``, from each value's version as it stood at that instant."""
     period_of(dt.date(2000, 1, 1), interval)  # validate before any work
     cache: list[list[tuple[Any, ...]]] = []
+    src: Any = V if known_at is None else values_at(known_at, [metric_id])
 
     def load() -> list[tuple[Any, ...]]:
         stmt = (
-            select(V.c.date, V.c.value, V.c.numerator, V.c.denominator)
-            .where(and_(V.c.metric_id == metric_id, ~V.c.deleted))
-            .order_by(V.c.date)
+            select(src.c.date, src.c.value, src.c.numerator, src.c.denominator)
+            .where(and_(src.c.metric_id == metric_id, ~src.c.deleted))
+            .order_by(src.c.date)
         )
         if start is not None:
-            stmt = stmt.where(V.c.date >= start)
+            stmt = stmt.where(src.c.date >= start)
         if end is not None:
-            stmt = stmt.where(V.c.date <= end)
+            stmt = stmt.where(src.c.date <= end)
         points = [Point(*r) for r in session.execute(stmt).all()]
         series = Series(points)
         periods: list[tuple[dt.date, dt.date]] = []
@@ -281,7 +300,7 @@ def metric_values_listing(
 
     def fetch(after: Any, limit: int | None) -> list[tuple[Any, ...]]:
         if interval == "day":
-            return _daily_rows(session, metric_id, slug, start, end, after, limit)
+            return _daily_rows(session, metric_id, slug, (start, end, after), limit, known_at)
         if not cache:
             cache.append(load())
         rows = cache[0] if after is None else [r for r in cache[0] if r[1] > after]
@@ -301,24 +320,26 @@ def _daily_rows(
     session: Session,
     metric_id: int,
     slug: str,
-    start: dt.date | None,
-    end: dt.date | None,
-    after: dt.date | None,
+    bounds: tuple[dt.date | None, dt.date | None, dt.date | None],
     limit: int | None,
+    known_at: dt.datetime | None,
 ) -> list[tuple[Any, ...]]:
     """Day rows ``(metric, start, end, value, numerator, denominator, 1)`` on the driver's own
-    cursor, keyset-paged in SQL (SQLite hands back ISO date text, which JSON and CSV print)."""
+    cursor, keyset-paged in SQL (SQLite hands back ISO date text, which JSON and CSV print).
+    ``bounds``: first date, last date, and the keyset key (dates after it)."""
+    start, end, after = bounds
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
     where = [f"metric_id = {mark}", "NOT deleted"]
-    params: list[Any] = [slug, metric_id]
+    source, source_params = _source(connection.dialect.name, known_at)
+    params: list[Any] = [slug, *source_params, metric_id]
     for clause, day in (("date >= ", start), ("date <= ", end), ("date > ", after)):
         if day is not None:
             where.append(clause + mark)
             params.append(day.isoformat() if sqlite else day)
     sql = (
-        f"SELECT {mark}, date, date, value, numerator, denominator, 1 FROM metric_values "
+        f"SELECT {mark}, date, date, value, numerator, denominator, 1 FROM {source} v "
         f"WHERE {' AND '.join(where)} ORDER BY date"
     )
     if limit is not None:
