@@ -1,18 +1,115 @@
-"""The one place that knows SQLite and PostgreSQL spell upserts differently."""
+"""The one place that knows the two stores: how SQLite and PostgreSQL differ.
+
+Placeholders, the driver's own cursors, parameters in the driver's form, streamed reads,
+``COPY ... TO STDOUT``, advisory locks, upserts and bulk inserts. Everything else asks here
+(``is_postgres``, ``mark``, ``raw_cursor``...) instead of testing a dialect name itself.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Connection, Date, DateTime, Float, Integer, Table
+from sqlalchemy import BigInteger, Boolean, Connection, Date, DateTime, Float, Integer, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+POSTGRESQL = "postgresql"
 
 
-def insert(dialect_name: str, table: Table) -> Any:
-    """An INSERT with ``on_conflict_do_update``/``do_nothing`` for this dialect."""
-    if dialect_name == "postgresql":
+def connection_of(bind: Session | Connection) -> Connection:
+    """The connection behind a session (opening its transaction) or the connection itself."""
+    return bind.connection() if isinstance(bind, Session) else bind
+
+
+def name(bind: Session | Connection | str) -> str:
+    """The store's dialect name (``sqlite`` or ``postgresql``)."""
+    if isinstance(bind, str):
+        return bind
+    if isinstance(bind, Session):
+        return bind.get_bind().dialect.name
+    return bind.dialect.name
+
+
+def is_postgres(bind: Session | Connection | str) -> bool:
+    return name(bind) == POSTGRESQL
+
+
+def mark(bind: Session | Connection | str) -> str:
+    """The driver's positional placeholder: ``%s`` (psycopg) or ``?`` (sqlite3)."""
+    return "%s" if is_postgres(bind) else "?"
+
+
+def raw_param(bind: Session | Connection | str, value: Any) -> Any:
+    """A date or instant as the driver's own cursor must be given it: SQLite keeps them as
+    the ISO text SQLAlchemy writes (zero-padded years, microseconds); psycopg adapts them."""
+    if is_postgres(bind):
+        return value
+    return _sqlite_cell(value)
+
+
+@contextmanager
+def raw_cursor(bind: Session | Connection) -> Iterator[Any]:
+    """The driver's own cursor on the bind's connection (rows skip SQLAlchemy), closed after."""
+    raw: Any = connection_of(bind).connection.driver_connection
+    cur = raw.cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()
+
+
+def stream(
+    bind: Session | Connection, sql: str, params: Sequence[Any], size: int = 10_000
+) -> Iterator[list[Any]]:
+    """The rows of a driver-SQL query, ``size`` at a time, on the driver's own cursor."""
+    with raw_cursor(bind) as cur:
+        cur.execute(sql, params)
+        while rows := cur.fetchmany(size):
+            yield rows
+
+
+def copy_csv_out(
+    bind: Session | Connection, sql: str, params: Sequence[Any], chunk: int
+) -> Iterator[bytes]:
+    """PostgreSQL's ``COPY (sql) TO STDOUT`` as CSV (ISO dates), in chunks of about ``chunk``
+    bytes (LF row ends, no header)."""
+    buffer = bytearray()
+    with raw_cursor(bind) as cur:
+        cur.execute("SET LOCAL DateStyle = ISO")
+    with (
+        raw_cursor(bind) as cur,
+        cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy,
+    ):
+        for data in copy:
+            buffer += data
+            if len(buffer) >= chunk:
+                yield bytes(buffer)
+                buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+def advisory_locks(bind: Session | Connection, space: int, ids: Iterable[int]) -> None:
+    """Transaction-scoped advisory locks on (space, id), in id order (PostgreSQL; SQLite's
+    single writer needs none)."""
+    keys = sorted(set(ids))
+    if not is_postgres(bind) or not keys:
+        return
+    connection_of(bind).execute(
+        text(
+            "SELECT pg_advisory_xact_lock(:space, m) FROM "
+            "(SELECT m FROM unnest(CAST(:ids AS integer[])) AS u(m) ORDER BY m) AS ordered"
+        ),
+        {"space": space, "ids": keys},
+    )
+
+
+def insert(bind: Session | Connection | str, table: Table) -> Any:
+    """An INSERT with ``on_conflict_do_update``/``do_nothing`` for this store."""
+    if is_postgres(bind):
         return postgresql.insert(table)
     return sqlite.insert(table)
 
@@ -35,12 +132,11 @@ def bulk_insert(
     a second). SQLite: one ``executemany`` per 10,000 rows. Returns the row count.
     """
     names = ", ".join(columns)
-    raw: Any = connection.connection.driver_connection
     count = 0
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         types = [_pg_type(table.c[c].type) for c in columns]
         copy_sql = f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)"
-        with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+        with raw_cursor(connection) as cur, cur.copy(copy_sql) as copy:
             copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
@@ -48,13 +144,10 @@ def bulk_insert(
         return count
     marks = ", ".join("?" for _ in columns)
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
-    cur = raw.cursor()
-    try:
+    with raw_cursor(connection) as cur:
         for chunk in _chunks(rows, 10_000):
             cur.executemany(sql, [[_sqlite_cell(v) for v in row] for row in chunk])
             count += len(chunk)
-    finally:
-        cur.close()
     return count
 
 

@@ -31,9 +31,8 @@ EPOCH = dt.datetime(1970, 1, 1)
 def bump(session: Session, scopes: Iterable[str]) -> None:
     """Advance each scope's counter (inside the caller's transaction)."""
     now = utcnow()
-    dialect = session.get_bind().dialect.name
     for scope in sorted(set(scopes)):  # a fixed order: concurrent writers cannot deadlock
-        stmt = insert(dialect, TABLE).values(scope=scope, version=1, changed_at=now)
+        stmt = insert(session, TABLE).values(scope=scope, version=1, changed_at=now)
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope"],
             set_={"version": TABLE.c.version + 1, "changed_at": now},

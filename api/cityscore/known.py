@@ -38,6 +38,7 @@ from api.metrics.revisions import Definition, definitions_at
 from api.scoring.engine import Calendar, Dense, score_columns
 from api.scoring.scores import MetricSpec, WindowScore, mean_score
 from api.scoring.windows import WINDOW_NAMES, date_range
+from db.dialect import mark, raw_param
 from db.models import Department, utcnow
 
 D = Department.__table__  # type: ignore[attr-defined]
@@ -73,12 +74,8 @@ def parse_known_at(raw: str | None) -> dt.datetime | None:
 def raw_values_sql(dialect: str, instant: dt.datetime) -> tuple[str, list[Any]]:
     """The values as known at ``instant`` as a driver-SQL subquery (columns as in
     ``metric_values``) and its parameters, for queries written on the raw cursor."""
-    if dialect == "sqlite":  # SQLite keeps instants as text in this form
-        stamp: Any = instant.isoformat(" ", "microseconds")
-        mark = "?"
-    else:
-        stamp, mark = instant, "%s"
-    return f"({_KNOWN_SQL.format(t=mark, extra='')})", [stamp, stamp]
+    stamp = raw_param(dialect, instant)
+    return f"({_KNOWN_SQL.format(t=mark(dialect), extra='')})", [stamp, stamp]
 
 
 def values_at(

@@ -31,6 +31,7 @@ from api.scoring.engine import (
 from api.scoring.scores import MetricSpec
 from api.scoring.windows import WINDOW_NAMES, as_of_dates_affected, date_range
 from db.bulk import insert_columns, pg_select_arrays
+from db.dialect import is_postgres
 from db.models import CityScoreDaily, Metric, MetricScore, MetricTarget, MetricValue
 
 M = Metric.__table__  # type: ignore[attr-defined]
@@ -146,7 +147,7 @@ class _ScoreRewrite(_ScoreRows):
             for chunk in _chunks(ranges, 200):
                 where = and_(S.c.metric_id.in_(id_chunk), _in_ranges(S.c.as_of, chunk))
                 stmt: Any = delete(S).where(where).returning(S.c.as_of)
-                if self.session.get_bind().dialect.name == "postgresql":  # dates, not rows
+                if is_postgres(self.session):  # dates, not rows
                     stmt = select(stmt.cte("gone").c.as_of).distinct()
                 self.changed.update(self.session.execute(stmt).scalars())
 
@@ -322,7 +323,7 @@ def refresh_cityscore(session: Session, as_of: Iterable[dt.date]) -> None:
     ranges = _ranges(dates)
     for chunk in _chunks(ranges, 200):
         session.execute(delete(C).where(_in_ranges(C.c.as_of, chunk)))
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         table = _pg_city_scores(connection, dates)
     else:
         table = _sqlite_city_scores(connection, ranges)

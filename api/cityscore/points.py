@@ -11,6 +11,7 @@ import numpy as np
 from sqlmodel import Session
 
 from db.bulk import pg_select_arrays
+from db.dialect import is_postgres
 
 Columns = tuple[Any, Any, Any, Any]  # NumPy: day ordinals, value, numerator, denominator
 
@@ -34,7 +35,7 @@ def metric_columns(
     driver's rows as one float array. Metrics without live values in the range are left out.
     """
     connection = session.connection()
-    postgres = connection.dialect.name == "postgresql"
+    postgres = is_postgres(connection)
     for id_chunk in _chunks(sorted(metric_ids), per_query):
         if postgres:
             for metric_id, (days, *values) in _pg_points(connection, id_chunk, ranges):

@@ -45,7 +45,7 @@ from api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocess
 from api.ingest.parse import parse
 from api.ingest.validate import ErrorList, MetricRef, Record, validate
 from api.schemas import SLUG_RE
-from db.dialect import bulk_insert, insert
+from db.dialect import advisory_locks, bulk_insert, insert, is_postgres, stream
 from db.models import ApiKey, Department, IngestBatch, Metric, MetricValue, ValueRevision
 from db.session import begin_write, write_instant
 
@@ -144,17 +144,7 @@ def lock_metrics(session: Session, metric_ids: Iterable[int]) -> None:
     Writers are already serialised by ``begin_write``; these locks make the read-compare-write
     of one metric's values safe on their own too, without marking every row FOR UPDATE.
     """
-    conn = session.connection()
-    ids = sorted(set(metric_ids))
-    if conn.dialect.name != "postgresql" or not ids:
-        return
-    conn.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(:space, m) FROM "
-            "(SELECT m FROM unnest(CAST(:ids AS integer[])) AS u(m) ORDER BY m) AS ordered"
-        ),
-        {"space": INGEST_LOCK_SPACE, "ids": ids},
-    )
+    advisory_locks(session, INGEST_LOCK_SPACE, metric_ids)
 
 
 _CURRENT_SQL = (
@@ -173,14 +163,11 @@ def _current_rows(
     SQLite (in-process, no round trips): one range query per metric.
     """
     out: dict[int, dict[dt.date, Any]] = defaultdict(dict)
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
+    if is_postgres(session):
         ids = [m for m, recs in by_metric.items() for _ in recs]
         days = [r.date for recs in by_metric.values() for r in recs]
-        raw: Any = conn.connection.driver_connection
-        with raw.cursor() as cur:
-            cur.execute(_CURRENT_SQL, (ids, days))
-            for row in cur.fetchall():
+        for rows in stream(session, _CURRENT_SQL, (ids, days)):
+            for row in rows:
                 out[row[0]][row[_DATE]] = row
         return out
     for metric_id, recs in by_metric.items():
@@ -263,13 +250,13 @@ def _upsert_current(
         (r.metric_id, r.date, r.value, r.numerator, r.denominator, r.deleted, now, batch_id)
         for r in records
     ]
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         conn.exec_driver_sql(_STAGE_DDL)
         conn.exec_driver_sql(f"TRUNCATE {STAGE.name}")
         bulk_insert(conn, STAGE, CURRENT_COLUMNS, rows)
         conn.execute(text(_STAGE_UPSERT))
         return
-    stmt = insert(conn.dialect.name, V)
+    stmt = insert(conn, V)
     stmt = stmt.on_conflict_do_update(
         index_elements=[V.c.metric_id, V.c.date],
         set_={c: stmt.excluded[c] for c in CURRENT_COLUMNS[2:]},

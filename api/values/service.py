@@ -22,6 +22,7 @@ from api.http.respond import Listing
 from api.scoring.aggregates import Point, Series
 from api.scoring.windows import month_start
 from api.values.schemas import INTERVALS, PERIOD_COLUMNS, REVISION_COLUMNS, VALUE_COLUMNS
+from db.dialect import copy_csv_out, is_postgres, mark, name, raw_param, stream
 from db.models import Department, Metric, MetricValue, ValueRevision
 
 V = MetricValue.__table__  # type: ignore[attr-defined]
@@ -51,24 +52,47 @@ def _source(dialect: str, instant: dt.datetime | None) -> tuple[str, list[Any]]:
     return raw_values_sql(dialect, instant)
 
 
+# The bulk query's columns per (store is PostgreSQL, CSV). SQLite keeps dates and instants as
+# text, so they are formatted in SQL; PostgreSQL's CSV form is formatted by COPY itself. Both
+# give the same text for the same row.
+_BULK_COLUMNS = {
+    # Text around the three numbers is built by SQLite, so Python formats only the numbers.
+    # Instants drop the fraction's trailing zeros, as PostgreSQL's timestamp text does.
+    (False, True): (
+        "m.slug || ',' || d.slug || ',' || v.date, v.value, v.numerator, v.denominator, "
+        "CASE WHEN v.deleted THEN 'true,' ELSE 'false,' END "
+        "|| replace(rtrim(rtrim(v.updated_at, '0'), '.'), ' ', 'T') || 'Z'"
+    ),
+    # The instant as orjson writes one (no ".000000").
+    (False, False): (
+        "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, "
+        "replace(replace(v.updated_at, ' ', 'T'), '.000000', '') || 'Z'"
+    ),
+    # Native text output (DateStyle ISO is set for the COPY): to_char() would cost a third of
+    # the export's time.
+    (True, True): (
+        "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, "
+        "CASE WHEN v.deleted THEN 'true' ELSE 'false' END, "
+        "replace(v.updated_at::text, ' ', 'T') || 'Z'"
+    ),
+    (True, False): (
+        "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, v.updated_at"
+    ),
+}
+
+
 def _bulk_sql(
     dialect: str, f: BulkFilter, *, after: tuple[int, dt.date] | None, limit: int | None, csv: bool
 ) -> tuple[str, list[Any]]:
-    """The bulk values query in the driver's own SQL, so rows skip ORM and type processing.
-
-    SQLite keeps dates and instants as text, so they are formatted in SQL; PostgreSQL's CSV
-    form is formatted by COPY itself. Both return the same text for the same row.
-    """
-    mark = "?" if dialect == "sqlite" else "%s"
+    """The bulk values query in the driver's own SQL, so rows skip ORM and type processing."""
+    q = mark(dialect)
     where: list[str] = []
     source, params = _source(dialect, f.known_at)
 
     def add(clause: str, *values: Any) -> None:
-        where.append(clause.replace("?", mark))
-        params.extend(values)
+        where.append(clause.replace("?", q))
+        params.extend(raw_param(dialect, v) for v in values)
 
-    # isoformat zero-pads years before 1000 (strftime's %Y does not on Linux).
-    stamp = (lambda ts: ts.isoformat(" ", "microseconds")) if dialect == "sqlite" else None
     if f.metric_id is not None:
         add("v.metric_id = ?", f.metric_id)
     if f.department is not None:
@@ -78,43 +102,18 @@ def _bulk_sql(
             f.department,
         )
     if f.start is not None:
-        add("v.date >= ?", f.start.isoformat() if stamp else f.start)
+        add("v.date >= ?", f.start)
     if f.end is not None:
-        add("v.date <= ?", f.end.isoformat() if stamp else f.end)
+        add("v.date <= ?", f.end)
     if f.updated_since is not None:
-        add("v.updated_at > ?", stamp(f.updated_since) if stamp else f.updated_since)
+        add("v.updated_at > ?", f.updated_since)
     else:
         where.append("NOT v.deleted")
     if after is not None:
-        add("(v.metric_id, v.date) > (?, ?)", after[0], after[1].isoformat() if stamp else after[1])
-    if dialect == "sqlite" and csv:
-        # Text around the three numbers is built by SQLite, so Python formats only the numbers.
-        # Instants drop the fraction's trailing zeros, as PostgreSQL's timestamp text does.
-        columns = (
-            "m.slug || ',' || d.slug || ',' || v.date, v.value, v.numerator, v.denominator, "
-            "CASE WHEN v.deleted THEN 'true,' ELSE 'false,' END "
-            "|| replace(rtrim(rtrim(v.updated_at, '0'), '.'), ' ', 'T') || 'Z'"
-        )
-    elif dialect == "sqlite":  # the instant as orjson writes one (no ".000000")
-        columns = (
-            "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, "
-            "replace(replace(v.updated_at, ' ', 'T'), '.000000', '') || 'Z'"
-        )
-    elif csv:
-        # Native text output (DateStyle ISO is set for the COPY): to_char() would cost a
-        # third of the export's time.
-        columns = (
-            "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, "
-            "CASE WHEN v.deleted THEN 'true' ELSE 'false' END, "
-            "replace(v.updated_at::text, ' ', 'T') || 'Z'"
-        )
-    else:
-        columns = (
-            "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, v.updated_at"
-        )
+        add("(v.metric_id, v.date) > (?, ?)", after[0], after[1])
     sql = (
-        f"SELECT {columns} FROM {source} v JOIN metrics m ON m.id = v.metric_id "
-        "JOIN departments d ON d.id = m.department_id "
+        f"SELECT {_BULK_COLUMNS[is_postgres(dialect), csv]} FROM {source} v "
+        "JOIN metrics m ON m.id = v.metric_id JOIN departments d ON d.id = m.department_id "
         f"WHERE {' AND '.join(where)} ORDER BY v.metric_id, v.date"
     )
     if limit is not None:
@@ -151,87 +150,58 @@ def bulk_listing(
         return None if found is None else int(found)
 
     connection = session.connection()
-    dialect = connection.dialect.name
-    f = BulkFilter(
-        None if metric is None else (id_of(metric) or -1),
-        department,
-        start,
-        end,
-        updated_since,
-        known_at,
-    )
-
-    def raw() -> Any:
-        return connection.connection.driver_connection
-
-    def fetch(after: Any, limit: int | None) -> Iterator[tuple[Any, ...]]:
-        sql, params = _bulk_sql(dialect, f, after=after, limit=limit, csv=False)
-        cur = raw().cursor()
-        try:
-            cur.execute(sql, params)
-            sqlite = dialect == "sqlite"
-            while rows := cur.fetchmany(10_000):
-                if sqlite:  # SQLite has no boolean type; dates are already ISO text
-                    yield from (
-                        (s, dp, d, v, n, dn, bool(x), ts) for s, dp, d, v, n, dn, x, ts in rows
-                    )
-                else:
-                    yield from rows
-        finally:
-            cur.close()
+    metric_id = None if metric is None else (id_of(metric) or -1)
+    f = BulkFilter(metric_id, department, start, end, updated_since, known_at)
 
     def parse_key(key: list[Any]) -> tuple[int, dt.date]:
         slug, day = key
-        metric_id = id_of(str(slug))
-        if metric_id is None:
+        found = id_of(str(slug))
+        if found is None:
             raise ValueError("unknown metric in cursor")
-        return metric_id, dt.date.fromisoformat(str(day))
+        return found, dt.date.fromisoformat(str(day))
 
     def key_of(row: Sequence[Any]) -> list[Any]:
         day = row[2]
         return [row[0], day if isinstance(day, str) else day.isoformat()]
 
-    def copy_csv() -> Iterator[bytes]:
-        """The whole download as CSV bytes, formatted by the database or in one tight loop."""
-        yield (",".join(VALUE_COLUMNS) + "\n").encode()
-        sql, params = _bulk_sql(dialect, f, after=None, limit=None, csv=True)
-        if dialect == "postgresql":
-            buffer = bytearray()
-            with raw().cursor() as cur:
-                cur.execute("SET LOCAL DateStyle = ISO")
-            with (
-                raw().cursor() as cur,
-                cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy,
-            ):
-                for data in copy:
-                    buffer += data
-                    if len(buffer) >= COPY_CHUNK:
-                        yield _python_exponents(bytes(buffer))
-                        buffer.clear()
-            if buffer:
-                yield _python_exponents(bytes(buffer))
-            return
-        cur = raw().cursor()
-        try:
-            cur.execute(sql, params)
-            while rows := cur.fetchmany(20_000):
-                # repr() is the shortest text that reads back as the same double; whole
-                # numbers lose their ".0" and nulls become empty cells, as in PostgreSQL's COPY.
-                # Safe on the whole chunk: no other cell can contain ".0," or "None".
-                text = "".join([f"{p},{v!r},{n!r},{dn!r},{tail}\n" for p, v, n, dn, tail in rows])
-                yield text.replace(".0,", ",").replace("None", "").encode()
-        finally:
-            cur.close()
-
     return Listing(
         name="values",
         columns=VALUE_COLUMNS,
-        fetch=fetch,
+        fetch=lambda after, limit: _bulk_rows(connection, f, after, limit),
         key_of=key_of,
         key_width=2,
         parse_key=parse_key,
-        copy_csv=copy_csv,
+        copy_csv=lambda: _bulk_csv(connection, f),
     )
+
+
+def _bulk_rows(
+    connection: Any, f: BulkFilter, after: Any, limit: int | None
+) -> Iterator[tuple[Any, ...]]:
+    """JSON rows of the bulk query on the driver's own cursor."""
+    sql, params = _bulk_sql(name(connection), f, after=after, limit=limit, csv=False)
+    postgres = is_postgres(connection)
+    for rows in stream(connection, sql, params):
+        if postgres:
+            yield from rows
+        else:  # SQLite has no boolean type; dates are already ISO text
+            yield from ((s, dp, d, v, n, dn, bool(x), ts) for s, dp, d, v, n, dn, x, ts in rows)
+
+
+def _bulk_csv(connection: Any, f: BulkFilter) -> Iterator[bytes]:
+    """The whole download as CSV bytes, formatted by the database or in one tight loop."""
+    yield (",".join(VALUE_COLUMNS) + "\n").encode()
+    sql, params = _bulk_sql(name(connection), f, after=None, limit=None, csv=True)
+    if is_postgres(connection):
+        for chunk in copy_csv_out(connection, sql, params, COPY_CHUNK):
+            yield _python_exponents(chunk)
+        return
+    for rows in stream(connection, sql, params, 20_000):
+        # repr() is the shortest text that reads back as the same double; whole numbers
+        # lose their ".0" and nulls become empty cells, as in PostgreSQL's COPY. Safe on the
+        # whole chunk: no other cell can contain ".0," or "None".
+        text = "".join([f"{p},{v!r},{n!r},{dn!r},{tail}\n" for p, v, n, dn, tail in rows])
+        yield text.replace(".0,", ",").replace("None", "").encode()
 
 
 # --- one metric by period ------------------------------------------------------------------
@@ -329,28 +299,21 @@ def _daily_rows(
     ``bounds``: first date, last date, and the keyset key (dates after it)."""
     start, end, after = bounds
     connection = session.connection()
-    sqlite = connection.dialect.name == "sqlite"
-    mark = "?" if sqlite else "%s"
-    where = [f"metric_id = {mark}", "NOT deleted"]
-    source, source_params = _source(connection.dialect.name, known_at)
+    q = mark(connection)
+    where = [f"metric_id = {q}", "NOT deleted"]
+    source, source_params = _source(name(connection), known_at)
     params: list[Any] = [slug, *source_params, metric_id]
     for clause, day in (("date >= ", start), ("date <= ", end), ("date > ", after)):
         if day is not None:
-            where.append(clause + mark)
-            params.append(day.isoformat() if sqlite else day)
+            where.append(clause + q)
+            params.append(raw_param(connection, day))
     sql = (
-        f"SELECT {mark}, date, date, value, numerator, denominator, 1 FROM {source} v "
+        f"SELECT {q}, date, date, value, numerator, denominator, 1 FROM {source} v "
         f"WHERE {' AND '.join(where)} ORDER BY date"
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    raw: Any = connection.connection.driver_connection
-    cur = raw.cursor()
-    try:
-        cur.execute(sql, params)
-        return list(cur.fetchall())
-    finally:
-        cur.close()
+    return [row for rows in stream(connection, sql, params) for row in rows]
 
 
 # --- revisions -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from api.compat.ckan.search import MAX_LIMIT, CkanError, invalid
 from api.compat.datasets import CHECKBOX, NUMBER, TIMESTAMP, dataset
 from api.compat.soda.query import Clauses, compile_query, statement
 from api.compat.soda.soql import SoQLError, parse
+from db.dialect import name as store_name
 
 CKAN_TYPES = {NUMBER: "numeric", TIMESTAMP: "timestamp", CHECKBOX: "bool"}
 
@@ -67,7 +68,7 @@ def search_sql(session: Session, sql: Any, today: dt.date) -> dict[str, Any]:
             raise invalid("sql", f'"{table}" cannot be queried with SQL; use datastore_search')
         ds = dataset(resource.dataset, today)
         assert ds is not None
-        dialect = session.get_bind().dialect.name
+        dialect = store_name(session)
         query = compile_query(ds, dialect, clauses, [], limit, offset)
     except SoQLError as exc:
         raise invalid("sql", exc.message) from None

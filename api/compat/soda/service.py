@@ -19,6 +19,7 @@ from api.compat.seek import SeekCache
 from api.compat.soda.query import CLAUSES, Query, build, statement
 from api.compat.soda.soql import SoQLError
 from api.http.caching import Version
+from db.dialect import name as store_name
 
 
 class SodaError(Exception):
@@ -97,7 +98,7 @@ def prepare(
     ds = find(name, today)
     try:
         params, filters = split_params(items)
-        query = build(ds, session.get_bind().dialect.name, params, filters)
+        query = build(ds, store_name(session), params, filters)
     except SoQLError as exc:
         raise SodaError(400, "query.soql.invalid", exc.message, exc.data) from None
     stable = sorted((k, v) for k, v in items if k not in ("$offset", "$limit", "$$app_token"))

@@ -19,6 +19,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput
 from sqlalchemy import Date, DateTime, Float, String, and_, false, func, literal, not_, or_, true
 
 from api.compat.datasets import CHECKBOX, NUMBER, TEXT, TIMESTAMP, Dataset
+from db.dialect import is_postgres
 
 PARSER = Lark(
     (Path(__file__).parent / "soql.lark").read_text(),
@@ -332,7 +333,7 @@ class Compiler:
             raise SoQLError("like needs a text column on its left.")
         if not (p.is_literal and p.type == TEXT):
             raise SoQLError("like needs a string literal pattern, e.g. '%on-time%'.")
-        if self.dialect == "sqlite":
+        if not is_postgres(self.dialect):
             cond = t.expr.op("GLOB")(literal(_glob(p.lit), type_=String()))
         else:
             cond = t.expr.like(literal(p.lit, type_=String()))
