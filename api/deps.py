@@ -25,8 +25,9 @@ def is_public_read(request: Request) -> bool:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One session per request. Writers commit explicitly before they answer (an acknowledged
-    write is durable); whatever is left uncommitted is rolled back here.
+    """One session per request, and the one rule for who commits: here, once a write's
+    handler has returned (before its answer is sent, so an acknowledged write is durable).
+    Handlers and services never commit; a handler that raises leaves everything rolled back.
 
     Function-scoped: the session is closed as soon as the handler returns, before the answer
     is sent, so a slow client never holds a store connection. A streamed download takes the
@@ -40,6 +41,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     request.state.db_session = session
     try:
         yield session
+        if request.method not in ("GET", "HEAD") and session.in_transaction():
+            await run_in_threadpool(session.commit)
     finally:
         if not session.info.get(DETACHED):
             if session.in_transaction():

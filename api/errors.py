@@ -150,74 +150,88 @@ def _validation_errors(exc: RequestValidationError) -> tuple[bool, list[dict[str
     return in_body, out
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(APIError)
-    async def _api_error(_request: Request, exc: APIError) -> Response:
-        return api_error_response(exc)
+async def _api_error(_request: Request, exc: APIError) -> Response:
+    return api_error_response(exc)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
-        in_body, errors = _validation_errors(exc)
-        if in_body:
-            return problem_response(
-                422,
-                Unprocessable.title,
-                Unprocessable.slug,
-                "The request body is invalid.",
-                errors=errors,
-            )
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem_response(400, BadRequest.title, BadRequest.slug, detail, errors=errors)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
-        titles = {
-            404: "Not Found",
-            405: "Method Not Allowed",
-            408: "Request Timeout",
-            413: "Content Too Large",
-        }
-        title = titles.get(exc.status_code, "Error")
-        slug = title.lower().replace(" ", "-")
+async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
+    in_body, errors = _validation_errors(exc)
+    if in_body:
         return problem_response(
-            exc.status_code, title, slug, str(exc.detail), headers=getattr(exc, "headers", None)
+            422,
+            Unprocessable.title,
+            Unprocessable.slug,
+            "The request body is invalid.",
+            errors=errors,
         )
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem_response(400, BadRequest.title, BadRequest.slug, detail, errors=errors)
 
-    @app.exception_handler(OperationalError)
-    async def _store_down(request: Request, exc: OperationalError) -> Response:
-        log.warning("store unavailable: %s", exc)
-        router = getattr(request.app.state, "read_router", None)
-        chosen = getattr(getattr(request.state, "db_session", None), "_chosen", None)
-        if router is not None and chosen is not None:  # a replica died mid-read
-            router.mark_failed(chosen)
-        return api_error_response(ServiceUnavailable("The data store is unavailable."))
 
-    @app.exception_handler(PoolTimeout)
-    async def _pool_exhausted(_request: Request, exc: PoolTimeout) -> Response:
-        # Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: overload, not a bug.
-        log.warning("connection pool exhausted: %s", exc)
+async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+    titles = {
+        404: "Not Found",
+        405: "Method Not Allowed",
+        408: "Request Timeout",
+        413: "Content Too Large",
+    }
+    title = titles.get(exc.status_code, "Error")
+    slug = title.lower().replace(" ", "-")
+    return problem_response(
+        exc.status_code, title, slug, str(exc.detail), headers=getattr(exc, "headers", None)
+    )
+
+
+async def _store_down(request: Request, exc: OperationalError) -> Response:
+    log.warning("store unavailable: %s", exc)
+    router = getattr(request.app.state, "read_router", None)
+    chosen = getattr(getattr(request.state, "db_session", None), "_chosen", None)
+    if router is not None and chosen is not None:  # a replica died mid-read
+        router.mark_failed(chosen)
+    return api_error_response(ServiceUnavailable("The data store is unavailable."))
+
+
+async def _pool_exhausted(_request: Request, exc: PoolTimeout) -> Response:
+    # Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: overload, not a bug.
+    log.warning("connection pool exhausted: %s", exc)
+    return api_error_response(
+        ServiceUnavailable("The data store is busy; retry shortly.", headers={"Retry-After": "1"})
+    )
+
+
+async def _driver_data_error(_request: Request, exc: psycopg.DataError) -> Response:
+    return api_error_response(BadRequest(f"The store refused a value: {exc}".splitlines()[0]))
+
+
+async def _db_error(_request: Request, exc: DBAPIError) -> Response:
+    if isinstance(exc, DataError):  # e.g. a NUL byte in text: the client's input
         return api_error_response(
-            ServiceUnavailable(
-                "The data store is busy; retry shortly.", headers={"Retry-After": "1"}
-            )
+            BadRequest(f"The store refused a value: {exc.orig}".splitlines()[0])
         )
+    if exc.connection_invalidated:
+        return api_error_response(ServiceUnavailable("The data store is unavailable."))
+    log.exception("database error")
+    return problem_response(500, "Internal Server Error", "internal", "Unexpected error.")
 
-    @app.exception_handler(psycopg.DataError)
-    async def _driver_data_error(_request: Request, exc: psycopg.DataError) -> Response:
-        return api_error_response(BadRequest(f"The store refused a value: {exc}".splitlines()[0]))
 
-    @app.exception_handler(DBAPIError)
-    async def _db_error(_request: Request, exc: DBAPIError) -> Response:
-        if isinstance(exc, DataError):  # e.g. a NUL byte in text: the client's input
-            return api_error_response(
-                BadRequest(f"The store refused a value: {exc.orig}".splitlines()[0])
-            )
-        if exc.connection_invalidated:
-            return api_error_response(ServiceUnavailable("The data store is unavailable."))
-        log.exception("database error")
-        return problem_response(500, "Internal Server Error", "internal", "Unexpected error.")
+async def _unexpected(_request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(500, "Internal Server Error", "internal", "Unexpected error.")
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
-        return problem_response(500, "Internal Server Error", "internal", "Unexpected error.")
+
+HANDLERS: tuple[tuple[Any, Any], ...] = (
+    (APIError, _api_error),
+    (RequestValidationError, _invalid),
+    (StarletteHTTPException, _http),
+    (OperationalError, _store_down),
+    (PoolTimeout, _pool_exhausted),
+    (psycopg.DataError, _driver_data_error),
+    (DBAPIError, _db_error),
+    (Exception, _unexpected),
+)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error a request can meet, as problem+json (see ``HANDLERS``)."""
+    for exc, handler in HANDLERS:
+        app.add_exception_handler(exc, handler)

@@ -47,6 +47,43 @@ VERSION = "1.0.0"
 log = logging.getLogger("cityscore")
 
 
+ROUTERS = (
+    departments_router,
+    metrics_router,
+    values_router,
+    cityscore_router,
+    scorecards_router,
+    analyses_router,
+    ingest_router,
+    web_router,
+    audit_router,
+    observability_router,
+)
+# Any origin may read; these are the headers a browser client sends and may read back.
+CORS: dict[str, Any] = dict(
+    allow_origins=["*"],
+    allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"],
+    allow_headers=[
+        "Authorization",
+        "Content-Type",
+        "If-None-Match",
+        "Idempotency-Key",
+        "X-Request-ID",
+    ],
+    expose_headers=[
+        "Link",
+        "ETag",
+        "Last-Modified",
+        "RateLimit",
+        "RateLimit-Policy",
+        "Retry-After",
+        "X-SODA2-Fields",
+        "X-SODA2-Types",
+        "X-Request-ID",
+    ],
+)
+
+
 def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI:
     """Build the app. ``bind`` (an engine or a connection) overrides ``DATABASE_URL``."""
     settings = settings or get_settings()
@@ -61,6 +98,29 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         docs_url=None,  # /docs and /redoc are site pages with locally served bundles
         redoc_url=None,
     )
+    install_store(app, settings, bind)
+    app.state.responses = ResponseCache()
+    install_error_handlers(app)
+    install_html_errors(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    for router in ROUTERS:
+        app.include_router(router)
+    install_compat(app)
+    app.mount("/static", StaticFiles(directory=WEB_ROOT / "static"), name="static")
+    install_health(app)
+    install_middleware(app, settings)
+    return app
+
+
+def install_store(app: FastAPI, settings: Settings, bind: Any) -> None:
+    """The engine (instrumented), the session factories and the read replicas."""
     engine = bind
     if engine is None:
         engine = make_engine(settings.database_url, **settings.engine_options())
@@ -74,35 +134,10 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         app.state.read_session_factory = lambda: ReadSession(
             app.state.read_router, expire_on_commit=False
         )
-    app.state.responses = ResponseCache()
-    install_error_handlers(app)
-    install_html_errors(app)
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = openapi_document(app)
-        return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
-
-    for router in (
-        departments_router,
-        metrics_router,
-        values_router,
-        cityscore_router,
-        scorecards_router,
-        analyses_router,
-        ingest_router,
-        web_router,
-        audit_router,
-        observability_router,
-    ):
-        app.include_router(router)
-    install_compat(app)
-    app.mount("/static", StaticFiles(directory=WEB_ROOT / "static"), name="static")
-
-    install_health(app)
-
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    """The middleware stack, innermost first (each ``add_middleware`` wraps the last)."""
     app.add_middleware(RouteCapture)  # innermost: reads the matched route
     add_guards(app, settings)
     app.add_middleware(
@@ -120,31 +155,8 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
             exempt=("/healthz", "/readyz", "/internal/metrics"),
         )
     app.add_middleware(SecurityHeadersMiddleware, frameable=FRAMEABLE)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"],
-        allow_headers=[
-            "Authorization",
-            "Content-Type",
-            "If-None-Match",
-            "Idempotency-Key",
-            "X-Request-ID",
-        ],
-        expose_headers=[
-            "Link",
-            "ETag",
-            "Last-Modified",
-            "RateLimit",
-            "RateLimit-Policy",
-            "Retry-After",
-            "X-SODA2-Fields",
-            "X-SODA2-Types",
-            "X-Request-ID",
-        ],
-    )
+    app.add_middleware(CORSMiddleware, **CORS)
     app.add_middleware(ObservabilityMiddleware)  # outermost: every request, 429s included
-    return app
 
 
 def read_router(primary: Any, settings: Settings) -> ReadRouter:

@@ -85,7 +85,6 @@ def put_analysis(
     """Create or fully replace an analysis (admin key)."""
     doc, created = service.put(session, slug, body)
     audit.record(session, key=key, action="analysis.put", target=slug, detail={"created": created})
-    session.commit()
     return respond.json_response(doc, status_code=201 if created else 200)
 
 
@@ -96,5 +95,4 @@ def delete_analysis(
     """Delete an analysis (admin key)."""
     service.delete(session, slug)
     audit.record(session, key=key, action="analysis.delete", target=slug)
-    session.commit()
     return Response(status_code=204)

@@ -3,19 +3,15 @@ here), and read back newest first."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import event, select
-from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy import select
 from sqlmodel import Session
 
 from api.audit.schemas import AUDIT_COLUMNS
 from api.http.respond import Listing
 from api.observability import request_id
 from db.models import ApiKey, AuditEntry, Department, IngestBatch, utcnow
-from db.session import WRITER_OPTION
 
 A = AuditEntry.__table__  # type: ignore[attr-defined]
 B = IngestBatch.__table__  # type: ignore[attr-defined]
@@ -55,45 +51,7 @@ def department_slug(session: Session, department_id: int | None) -> str | None:
     return slug
 
 
-@contextlib.contextmanager
-def recording_ingest(session: Session, key: ApiKey) -> Iterator[None]:
-    """Audit the batch that ``ingest`` writes, inside its own transaction.
-
-    The ingest service commits before it returns, so the row is added from the session's
-    ``before_commit`` of the writer transaction, only when that transaction inserted a batch
-    (dry runs, replays and failures write nothing and are not audited). Writers are
-    serialised, so the newest batch of this key is the one just inserted.
-    """
-    state: dict[str, bool] = {"inserted": False}
-
-    def saw_statement(orm_state: ORMExecuteState) -> None:
-        if orm_state.is_insert and getattr(orm_state.statement, "table", None) is B:
-            state["inserted"] = True
-
-    def before_commit(s: Session) -> None:
-        if not (state["inserted"] and s.info.get(WRITER_OPTION)):
-            return
-        state["inserted"] = False
-        batch = s.execute(
-            select(B).where(B.c.key_id == key.id).order_by(B.c.id.desc()).limit(1)
-        ).one()
-        counts = ("received", "created", "updated", "unchanged", "deleted")
-        record(
-            s,
-            key=key,
-            action="ingest",
-            target=str(batch.id),
-            department=department_slug(s, batch.department_id),
-            detail={c: getattr(batch, c) for c in counts},
-        )
-
-    event.listen(session, "do_orm_execute", saw_statement)
-    event.listen(session, "before_commit", before_commit)
-    try:
-        yield
-    finally:
-        event.remove(session, "do_orm_execute", saw_statement)
-        event.remove(session, "before_commit", before_commit)
+INGEST_COUNTS = ("received", "created", "updated", "unchanged", "deleted")
 
 
 def listing(session: Session) -> Listing:

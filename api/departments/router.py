@@ -64,5 +64,4 @@ def put_department(
         department=slug,
         detail={"created": created},
     )
-    session.commit()
     return respond.json_response(service.to_public(dept), status_code=201 if created else 200)

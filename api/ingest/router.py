@@ -90,16 +90,25 @@ def ingest_values(
     403. Replaying a batch changes nothing (everything `unchanged`). Old versions are kept as
     revisions and deletions as tombstones; affected scores are recomputed before the answer.
     """
-    with audit.recording_ingest(session, key):  # the audit row joins the batch's transaction
-        outcome = service.ingest(
+    outcome = service.ingest(
+        session,
+        key,
+        body,
+        request.headers.get("content-type"),
+        today=settings.today(),
+        max_rows=settings.ingest_max_rows,
+        dry_run=dry_run,
+        idempotency_key=idempotency_key,
+    )
+    batch = outcome.receipt["batch"]
+    if batch is not None and not outcome.replayed:  # dry runs and replays write nothing
+        audit.record(
             session,
-            key,
-            body,
-            request.headers.get("content-type"),
-            today=settings.today(),
-            max_rows=settings.ingest_max_rows,
-            dry_run=dry_run,
-            idempotency_key=idempotency_key,
+            key=key,
+            action="ingest",
+            target=str(batch),
+            department=audit.department_slug(session, key.department_id),
+            detail={c: outcome.receipt[c] for c in audit.INGEST_COUNTS},
         )
     metrics.count_ingest(outcome.receipt, replayed=outcome.replayed)
     headers = {}

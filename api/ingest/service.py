@@ -315,7 +315,8 @@ def ingest(
     dry_run: bool = False,
     idempotency_key: str | None = None,
 ) -> Outcome:
-    """Validate and apply one batch (all or nothing), committing before it returns."""
+    """Validate and apply one batch (all or nothing) in the session's transaction (the
+    request's session dependency commits it)."""
     parsed = parse(raw, content_type)
     records = parsed.records
     if not records:
@@ -386,7 +387,6 @@ def ingest(
         changes.bump(
             session, ["values", "scores", *(f"metric:{m}" for m in sorted(result.touched))]
         )
-    session.commit()
     return Outcome({"batch": batch_id, **counts, "dry_run": False})
 
 

@@ -163,5 +163,4 @@ def put_metric(
         department=body.department,
         detail={"created": created},
     )
-    session.commit()
     return respond.json_response(doc, status_code=201 if created else 200)
