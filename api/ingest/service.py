@@ -298,6 +298,59 @@ def _replay(session: Session, key: ApiKey, idempotency_key: str, body_hash: str)
     return row
 
 
+def _check_size(records: Sequence[Any], max_rows: int) -> None:
+    """An empty batch is a 422, one over ``max_rows`` records a 413."""
+    if not records:
+        raise Unprocessable(
+            "The batch has no records; send at least one.",
+            errors=[
+                {"row": None, "line": None, "field": "body", "message": "empty", "value": None}
+            ],
+        )
+    if len(records) > max_rows:
+        raise PayloadTooLarge(
+            f"The batch has {len(records)} records; at most {max_rows} are accepted per batch."
+        )
+
+
+def _check_scope(key: ApiKey, metrics: dict[str, Any]) -> None:
+    """A department key may write only its own department's metrics (403 for the batch)."""
+    if key.admin:
+        return
+    foreign = sorted(s for s, m in metrics.items() if m.department_id != key.department_id)
+    if foreign:
+        raise Forbidden(
+            "This key may only write its own department's metrics; the batch touches "
+            + ", ".join(f"'{s}'" for s in foreign[:10])
+            + (" and more" if len(foreign) > 10 else "")
+            + "."
+        )
+
+
+def _insert_batch(
+    session: Session,
+    key: ApiKey,
+    request: tuple[str | None, str],
+    now: dt.datetime,
+    counts: dict[str, int],
+) -> int:
+    """The batch's receipt row; ``request``: its idempotency key and the body's SHA-256."""
+    idempotency_key, body_hash = request
+    batch_id: int = session.execute(
+        B.insert()
+        .values(
+            key_id=key.id,
+            department_id=key.department_id,
+            idempotency_key=idempotency_key,
+            request_hash=body_hash,
+            created_at=now,
+            **counts,
+        )
+        .returning(B.c.id)
+    ).scalar_one()
+    return batch_id
+
+
 @dataclass
 class Outcome:
     receipt: dict[str, Any]
@@ -319,17 +372,7 @@ def ingest(
     request's session dependency commits it)."""
     parsed = parse(raw, content_type)
     records = parsed.records
-    if not records:
-        raise Unprocessable(
-            "The batch has no records; send at least one.",
-            errors=[
-                {"row": None, "line": None, "field": "body", "message": "empty", "value": None}
-            ],
-        )
-    if len(records) > max_rows:
-        raise PayloadTooLarge(
-            f"The batch has {len(records)} records; at most {max_rows} are accepted per batch."
-        )
+    _check_size(records, max_rows)
     body_hash = hashlib.sha256(raw).hexdigest()
     use_key = idempotency_key if not dry_run else None
     if not dry_run:
@@ -343,15 +386,7 @@ def ingest(
         r["metric"] for r in records if isinstance(r, dict) and isinstance(r.get("metric"), str)
     )
     metrics = load_metrics(session, slugs)
-    if not key.admin:
-        foreign = sorted(s for s, m in metrics.items() if m.department_id != key.department_id)
-        if foreign:
-            raise Forbidden(
-                "This key may only write its own department's metrics; the batch touches "
-                + ", ".join(f"'{s}'" for s in foreign[:10])
-                + (" and more" if len(foreign) > 10 else "")
-                + "."
-            )
+    _check_scope(key, metrics)
     good, errors = validate(parsed, metrics, today)
     if errors.count:
         raise invalid_batch(errors)
@@ -368,18 +403,7 @@ def ingest(
         return Outcome({"batch": None, **counts, "dry_run": True})
 
     now = write_instant(session)  # the store's clock, in commit order
-    batch_id = session.execute(
-        B.insert()
-        .values(
-            key_id=key.id,
-            department_id=key.department_id,
-            idempotency_key=use_key,
-            request_hash=body_hash,
-            created_at=now,
-            **counts,
-        )
-        .returning(B.c.id)
-    ).scalar_one()
+    batch_id = _insert_batch(session, key, (use_key, body_hash), now, counts)
     _write_revisions(session, result.superseded)
     _upsert_current(session, result.current, now, batch_id)
     if result.changed:

@@ -145,6 +145,24 @@ def _scaled(spec: MetricSpec, reference: float | None, window: Window) -> float 
     return reference * ((window.end - window.start).days + 1)
 
 
+def _windows(
+    as_of: dt.date, months: dict[tuple[int, int], tuple[Window, Window]]
+) -> tuple[Window, Window, Window, Window]:
+    """The day, week, month and quarter windows as of a date (``months`` caches the last two,
+    which every as-of date of a month shares)."""
+    previous = as_of - ONE_DAY
+    monday = as_of - dt.timedelta(days=as_of.weekday())
+    month_quarter = months.get((as_of.year, as_of.month))
+    if month_quarter is None:
+        w = windows_as_of(as_of)
+        month_quarter = months[(as_of.year, as_of.month)] = (w["month"], w["quarter"])
+    return (
+        Window(previous, previous),
+        Window(monday - SEVEN_DAYS, monday - ONE_DAY),
+        *month_quarter,
+    )
+
+
 def score_as_of(
     spec: MetricSpec,
     series: Series,
@@ -178,15 +196,7 @@ def score_as_of(
 
     rows = []
     for as_of in as_of_dates:
-        previous = as_of - ONE_DAY
-        monday = as_of - dt.timedelta(days=as_of.weekday())
-        day = Window(previous, previous)
-        week = Window(monday - SEVEN_DAYS, monday - ONE_DAY)
-        month_quarter = months.get((as_of.year, as_of.month))
-        if month_quarter is None:
-            w = windows_as_of(as_of)
-            month_quarter = months[(as_of.year, as_of.month)] = (w["month"], w["quarter"])
-        month, quarter = month_quarter
+        day, week, month, quarter = _windows(as_of, months)
         if by_baseline:
             week_ref = baseline(week)  # the day window uses the week's baseline, as Boston does
             refs = (
