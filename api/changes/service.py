@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlmodel import Session
 
-from api.http.caching import Version
+from api.http.caching import Version, not_before
 from db.dialect import insert
 from db.models import DataState, Metric, utcnow
 
@@ -64,3 +64,13 @@ def department_scopes(session: Session, department_id: int | None) -> list[str]:
         select(M.c.id).where(M.c.department_id == department_id).order_by(M.c.id)
     ).scalars()
     return [f"department:{department_id}", *(f"metric:{m}" for m in ids)]
+
+
+def dated_version(
+    session: Session, today_began: dt.datetime, chosen: bool, *scopes: str
+) -> Version:
+    """The version of an answer about a date: ``scopes``' version and, when the date was not
+    chosen by the client (it defaulted to today), at least the start of today, since the
+    same URL answers for another day after midnight."""
+    found = version(session, *scopes)
+    return found if chosen else not_before(found, today_began)

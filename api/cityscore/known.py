@@ -63,6 +63,11 @@ KNOWN_AT = instant_query(
 )
 
 
+def tag(text: str, instant: dt.datetime | None) -> str:
+    """``text`` marked with the instant an answer is as known at (part of its ETag)."""
+    return f"{text}@{instant.isoformat() if instant else ''}"
+
+
 def parse_known_at(raw: str | None) -> dt.datetime | None:
     """The ``as_known_at`` query parameter: an RFC 3339 instant not in the future (400)."""
     instant = parse_instant("as_known_at", raw)

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from api.cityscore import service
 from api.cityscore.known import KnownAt
-from api.http.respond import Listing
+from api.http.respond import Listing, rows_listing
 from api.scoring.scores import metric_logic
 from api.scoring.windows import WINDOW_NAMES, windows_as_of
 from db.models import Department
@@ -84,22 +84,8 @@ def _date_listing(
     name: str, columns: tuple[str, ...], load: Callable[[], list[tuple[Any, ...]]]
 ) -> Listing:
     """A listing over rows computed on first use, keyed by their first column (an as-of date)."""
-    cache: list[list[tuple[Any, ...]]] = []
-
-    def fetch(after: Any, limit: int | None) -> list[tuple[Any, ...]]:
-        if not cache:
-            cache.append(load())
-        rows = cache[0]
-        out = rows if after is None else [r for r in rows if r[0] > after]
-        return out if limit is None else out[:limit]
-
-    return Listing(
-        name=name,
-        columns=columns,
-        fetch=fetch,
-        key_of=lambda row: [row[0].isoformat()],
-        key_width=1,
-        parse_key=lambda key: dt.date.fromisoformat(str(key[0])),
+    return rows_listing(
+        name, columns, load, parse_key=lambda key: dt.date.fromisoformat(str(key[0]))
     )
 
 

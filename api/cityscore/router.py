@@ -10,7 +10,6 @@ from api.cityscore.known import KNOWN_AT
 from api.cityscore.schemas import CSV_COLUMNS, CityScore, History
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
-from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS
 from api.http.params import CSV_FORM, PAGED, check_range, date_query, parse_date
 from api.metrics import service as metrics_service
@@ -57,14 +56,12 @@ def get_cityscore(
     """
     day = parse_date("as_of", as_of) or settings.today()
     instant = known.parse_known_at(as_known_at)
-    version = changes.version(session, *SCOPES)
-    if as_of is None:
-        version = not_before(version, settings.today_began())
+    version = changes.dated_version(session, settings.today_began(), as_of is not None, *SCOPES)
     return respond.document(
         request,
         version,
         lambda: known.document(session, day, instant),
-        extra=f"{day.isoformat()}@{instant.isoformat() if instant else ''}",
+        extra=known.tag(day.isoformat(), instant),
         csv_rows=lambda doc: (
             f"cityscore-{day.isoformat()}",
             CSV_COLUMNS,
@@ -92,14 +89,12 @@ def get_cityscore_history(
     """CityScore per as-of date, one row per date: `{as_of, day, week, month, quarter}`."""
     first, last = _default_range(start, end, settings.today())
     instant = known.parse_known_at(as_known_at)
-    version = changes.version(session, *SCOPES)
-    if end is None:
-        version = not_before(version, settings.today_began())
+    version = changes.dated_version(session, settings.today_began(), end is not None, *SCOPES)
     return respond.collection(
         request,
         publish.history_listing(session, first, last, instant),
         version,
-        extra=f"{first}:{last}@{instant.isoformat() if instant else ''}",
+        extra=known.tag(f"{first}:{last}", instant),
         base_url=settings.public_base_url,
     )
 
@@ -124,13 +119,13 @@ def get_metric_scores(
     first, last = _default_range(start, end, settings.today())
     instant = known.parse_known_at(as_known_at)
     metric_id = metrics_service.metric_id(session, slug)
-    version = changes.version(session, f"metric:{metric_id}")
-    if end is None:
-        version = not_before(version, settings.today_began())
+    version = changes.dated_version(
+        session, settings.today_began(), end is not None, f"metric:{metric_id}"
+    )
     return respond.collection(
         request,
         publish.metric_scores_listing(session, metric_id, slug, first, last, instant),
         version,
-        extra=f"{first}:{last}@{instant.isoformat() if instant else ''}",
+        extra=known.tag(f"{first}:{last}", instant),
         base_url=settings.public_base_url,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -125,6 +126,39 @@ def _json(body: Any) -> bytes:
     return orjson.dumps(body, option=JSON_OPTIONS)
 
 
+def _after(request: Request, listing: Listing, fingerprint: str) -> Any:
+    """The keyset key the request's ``cursor`` points after (None: the first page)."""
+    raw_cursor = request.query_params.get("cursor")
+    if raw_cursor is None:
+        return None
+    key = decode_cursor(raw_cursor, fingerprint, listing.key_width)
+    try:
+        return listing.parse_key(key)
+    except (ValueError, TypeError):
+        raise BadRequest("cursor is malformed.") from None
+
+
+def _page(
+    request: Request,
+    listing: Listing,
+    page: tuple[Any, int, str],
+    headers: dict[str, str],
+    base_url: str,
+) -> bytes:
+    """One JSON page ``{data, next}`` (``page``: after, limit, fingerprint); sets ``Link``."""
+    after, limit, fingerprint = page
+    rows = list(listing.fetch(after, limit + 1))
+    next_url = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        cursor = encode_cursor(listing.key_of(rows[-1]), fingerprint)
+        next_url = _next_url(request, cursor, base_url)
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    # A row may carry its keyset key after the published columns (zip drops it).
+    data = [dict(zip(listing.columns, row, strict=False)) for row in rows]
+    return _json({"data": data, "next": next_url})
+
+
 def collection(
     request: Request,
     listing: Listing,
@@ -137,17 +171,10 @@ def collection(
     csv = wants_csv(request)
     _bom(request)  # a bad ?bom= is a 400 before anything streams
     fingerprint = query_fingerprint(request)
-    after = None
-    limit = None
+    after = limit = None
     if not csv:
         limit = parse_limit(request.query_params.get("limit"))
-        raw_cursor = request.query_params.get("cursor")
-        if raw_cursor is not None:
-            key = decode_cursor(raw_cursor, fingerprint, listing.key_width)
-            try:
-                after = listing.parse_key(key)
-            except (ValueError, TypeError):
-                raise BadRequest("cursor is malformed.") from None
+        after = _after(request, listing, fingerprint)
     etag = make_etag(request, version, "csv" if csv else "json", extra)
     headers = cache_headers(etag, version)
     if not_modified(request, etag, version):
@@ -164,17 +191,7 @@ def collection(
     cached = cache.get(cache_key) if cache else None
     if cached is not None:
         return Response(cached[0], media_type="application/json", headers=cached[1])
-    rows = list(listing.fetch(after, limit + 1))
-    next_url = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_url = _next_url(
-            request, encode_cursor(listing.key_of(rows[-1]), fingerprint), base_url
-        )
-        headers["Link"] = f'<{next_url}>; rel="next"'
-    columns = listing.columns
-    data = [dict(zip(columns, row, strict=True)) for row in rows]
-    content = _json({"data": data, "next": next_url})
+    content = _page(request, listing, (after, limit, fingerprint), headers, base_url)
     if cache:
         cache.put(cache_key, content, headers)
     return Response(content, media_type="application/json", headers=headers)
@@ -187,26 +204,49 @@ def private_collection(request: Request, listing: Listing, *, base_url: str = ""
         raise NotFound("This collection has no CSV form; drop the .csv suffix.")
     fingerprint = query_fingerprint(request)
     limit = parse_limit(request.query_params.get("limit"))
-    after = None
-    raw_cursor = request.query_params.get("cursor")
-    if raw_cursor is not None:
-        key = decode_cursor(raw_cursor, fingerprint, listing.key_width)
-        try:
-            after = listing.parse_key(key)
-        except (ValueError, TypeError):
-            raise BadRequest("cursor is malformed.") from None
-    rows = list(listing.fetch(after, limit + 1))
+    after = _after(request, listing, fingerprint)
     headers = {"Cache-Control": "private, no-store"}
-    next_url = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        cursor = encode_cursor(listing.key_of(rows[-1]), fingerprint)
-        next_url = _next_url(request, cursor, base_url)
-        headers["Link"] = f'<{next_url}>; rel="next"'
-    # A row may carry its keyset key after the published columns (zip drops it).
-    data = [dict(zip(listing.columns, row, strict=False)) for row in rows]
-    return Response(
-        _json({"data": data, "next": next_url}), media_type="application/json", headers=headers
+    content = _page(request, listing, (after, limit, fingerprint), headers, base_url)
+    return Response(content, media_type="application/json", headers=headers)
+
+
+def rows_listing(
+    name: str,
+    columns: Sequence[str],
+    load: Callable[[], Sequence[Row]],
+    *,
+    parse_key: Callable[[list[Any]], Any],
+    text_columns: frozenset[str] = frozenset(),
+    csv_row: Callable[[Row], Row] | None = None,
+) -> Listing:
+    """A listing over rows computed once, on first use, in the order of their first column
+    (unique); ``parse_key`` turns a cursor's key back into a first-column value, and
+    ``csv_row`` reshapes a row for CSV (lists as ``;``-joined cells, say)."""
+    cache: list[Sequence[Row]] = []
+
+    def fetch(after: Any, limit: int | None) -> list[Row]:
+        if not cache:
+            cache.append(load())
+        rows = [r for r in cache[0] if after is None or r[0] > after]
+        return rows if limit is None else rows[:limit]
+
+    def key_of(row: Row) -> list[Any]:
+        first = row[0]
+        return [first.isoformat() if isinstance(first, dt.date) else first]
+
+    csv_fetch = None
+    if csv_row is not None:
+        reshape = csv_row
+        csv_fetch = lambda after, limit: [reshape(r) for r in fetch(after, limit)]  # noqa: E731
+    return Listing(
+        name=name,
+        columns=columns,
+        fetch=fetch,
+        key_of=key_of,
+        key_width=1,
+        parse_key=parse_key,
+        text_columns=text_columns,
+        csv_fetch=csv_fetch,
     )
 
 

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from api.http.respond import Listing
+from api.http.respond import Listing, rows_listing
+from api.metrics.schemas import MetricRevisionOut, targets_cell
 from api.scoring.scores import MetricSpec, metric_logic
 from db.models import Department, Metric, MetricRevision, MetricTarget
 
@@ -39,24 +40,7 @@ FIELDS = (
     "in_cityscore",
     "source_url",
 )
-REVISION_COLUMNS = (
-    "revision",
-    "valid_from",
-    "current",
-    "slug",
-    "name",
-    "description",
-    "department",
-    "unit",
-    "direction",
-    "aggregation",
-    "reference",
-    "targets",
-    "baseline_years",
-    "in_cityscore",
-    "metric_logic",
-    "source_url",
-)
+REVISION_COLUMNS = tuple(MetricRevisionOut.model_fields)
 
 
 @dataclass(frozen=True)
@@ -134,48 +118,29 @@ def listing(session: Session, metric_id: int, slug: str) -> Listing:
         .order_by(MR.c.id)
     ).all()
     last = len(rows) - 1
-    out = [
-        (
-            n + 1,
-            r.valid_from,
-            n == last,
-            r.slug,
-            r.name,
-            r.description,
-            r.department,
-            r.unit,
-            r.direction,
-            r.aggregation,
-            r.reference,
-            [{"effective_from": dt.date.fromisoformat(d), "value": v} for d, v in r.targets],
-            r.baseline_years,
-            bool(r.in_cityscore),
-            metric_logic(r.direction, r.aggregation, r.reference),
-            r.source_url,
-        )
-        for n, r in enumerate(rows)
-    ]
 
-    def fetch(after: Any, limit: int | None) -> list[tuple[Any, ...]]:
-        picked = [r for r in out if after is None or r[0] > after]
-        return picked if limit is None else picked[:limit]
+    def public(n: int, r: Any) -> tuple[Any, ...]:
+        fields = {
+            **r._mapping,
+            "revision": n + 1,
+            "current": n == last,
+            "in_cityscore": bool(r.in_cityscore),
+            "targets": [
+                {"effective_from": dt.date.fromisoformat(d), "value": v} for d, v in r.targets
+            ],
+            "metric_logic": metric_logic(r.direction, r.aggregation, r.reference),
+        }
+        return tuple(fields[c] for c in REVISION_COLUMNS)
 
-    def fetch_for_csv(after: Any, limit: int | None) -> list[tuple[Any, ...]]:
-        cell = ";".join
-        return [
-            (*r[:11], cell(f"{t['effective_from']}={t['value']!r}" for t in r[11]), *r[12:])
-            for r in fetch(after, limit)
-        ]
-
-    return Listing(
-        name=f"{slug}-revisions",
-        columns=REVISION_COLUMNS,
-        fetch=fetch,
-        key_of=lambda row: [row[0]],
-        key_width=1,
+    out = [public(n, r) for n, r in enumerate(rows)]
+    at = REVISION_COLUMNS.index("targets")
+    return rows_listing(
+        f"{slug}-revisions",
+        REVISION_COLUMNS,
+        lambda: out,
         parse_key=lambda key: int(key[0]),
         text_columns=frozenset({"name", "description", "unit", "source_url"}),
-        csv_fetch=fetch_for_csv,
+        csv_row=lambda r: (*r[:at], targets_cell(r[at]), *r[at + 1 :]),
     )
 
 

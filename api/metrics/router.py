@@ -8,7 +8,6 @@ from api.audit import service as audit
 from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
-from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
 from api.http.params import PAGED, bool_query, parse_bool, parse_date, parse_search
 from api.metrics import revisions, service
@@ -39,7 +38,7 @@ def list_metrics(
     flag = parse_bool("in_cityscore", in_cityscore)
     today = settings.today()
     # The target shown is the one in force today.
-    version = not_before(changes.version(session, *service.SCOPES), settings.today_began())
+    version = changes.dated_version(session, settings.today_began(), False, *service.SCOPES)
     listing = service.listing(
         session, today, department=department, in_cityscore=flag, q=parse_search(q)
     )
@@ -82,7 +81,7 @@ def get_metric(
     """One metric with its targets over time and Boston's metric_logic."""
     today = settings.today()
     # The target shown is the one in force today.
-    version = not_before(changes.version(session, *service.SCOPES), settings.today_began())
+    version = changes.dated_version(session, settings.today_began(), False, *service.SCOPES)
     service.metric_id(session, slug)  # 404 before any 304
     return respond.document(
         request, version, lambda: service.get_public(session, slug, today), extra=today.isoformat()
@@ -124,9 +123,9 @@ def get_metric_sparkline(
     line at 1; its `<title>` and `<desc>` read out every week's score."""
     day = parse_date("as_of", as_of) or settings.today()
     metric_id = service.metric_id(session, slug)
-    version = changes.version(session, f"metric:{metric_id}")
-    if as_of is None:
-        version = not_before(version, settings.today_began())
+    version = changes.dated_version(
+        session, settings.today_began(), as_of is not None, f"metric:{metric_id}"
+    )
 
     def build() -> str:
         name = service.get_row(session, slug).name

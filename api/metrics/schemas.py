@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -11,23 +11,10 @@ Direction = Literal["higher_is_better", "lower_is_better"]
 Aggregation = Literal["pooled_ratio", "median", "mean", "mean_of_ratios", "sum"]
 Reference = Literal["target", "baseline"]
 
-METRIC_COLUMNS = (
-    "slug",
-    "name",
-    "description",
-    "department",
-    "unit",
-    "direction",
-    "aggregation",
-    "reference",
-    "target",
-    "targets",
-    "baseline_years",
-    "in_cityscore",
-    "metric_logic",
-    "source_url",
-    "updated_at",
-)
+
+def targets_cell(targets: list[dict[str, Any]]) -> str:
+    """A metric's targets as one CSV cell: ``effective_from=value`` joined with ``;``."""
+    return ";".join(f"{t['effective_from']}={t['value']!r}" for t in targets)
 
 
 class TargetIn(BaseModel):
@@ -100,27 +87,29 @@ class MetricOut(BaseModel):
     updated_at: dt.datetime
 
 
+METRIC_COLUMNS = tuple(MetricOut.model_fields)  # the CSV header and row order
+
+METRIC_EXAMPLE: dict[str, Any] = {
+    "slug": "311-call-center-performance",
+    "name": "311 Call Center Performance",
+    "description": "Share of calls answered within 30 seconds.",
+    "department": "311",
+    "unit": "share of calls",
+    "direction": "higher_is_better",
+    "aggregation": "pooled_ratio",
+    "reference": "target",
+    "target": 0.95,
+    "targets": [{"effective_from": "2016-01-01", "value": 0.95}],
+    "baseline_years": 10,
+    "in_cityscore": True,
+    "metric_logic": "sum(numerator_value)/sum(denominator_value)/target",
+    "source_url": None,
+    "updated_at": "2026-05-16T04:00:12.345678Z",
+}
+
+
 class MetricList(BaseModel):
-    model_config = page_example(
-        "/v1/metrics",
-        {
-            "slug": "311-call-center-performance",
-            "name": "311 Call Center Performance",
-            "description": "Share of calls answered within 30 seconds.",
-            "department": "311",
-            "unit": "share of calls",
-            "direction": "higher_is_better",
-            "aggregation": "pooled_ratio",
-            "reference": "target",
-            "target": 0.95,
-            "targets": [{"effective_from": "2016-01-01", "value": 0.95}],
-            "baseline_years": 10,
-            "in_cityscore": True,
-            "metric_logic": "sum(numerator_value)/sum(denominator_value)/target",
-            "source_url": None,
-            "updated_at": "2026-05-16T04:00:12.345678Z",
-        },
-    )
+    model_config = page_example("/v1/metrics", METRIC_EXAMPLE)
 
     data: list[MetricOut]
     next: str | None
@@ -154,19 +143,7 @@ class MetricRevisionList(BaseModel):
             "revision": 1,
             "valid_from": "2026-05-16T04:00:12.345678Z",
             "current": True,
-            "slug": "311-call-center-performance",
-            "name": "311 Call Center Performance",
-            "description": "Share of calls answered within 30 seconds.",
-            "department": "311",
-            "unit": "share of calls",
-            "direction": "higher_is_better",
-            "aggregation": "pooled_ratio",
-            "reference": "target",
-            "targets": [{"effective_from": "2016-01-01", "value": 0.95}],
-            "baseline_years": 10,
-            "in_cityscore": True,
-            "metric_logic": "sum(numerator_value)/sum(denominator_value)/target",
-            "source_url": None,
+            **{k: v for k, v in METRIC_EXAMPLE.items() if k not in ("target", "updated_at")},
         },
     )
 

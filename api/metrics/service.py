@@ -14,7 +14,7 @@ from api.cityscore import service as scores_service
 from api.errors import Conflict, NotFound, Unprocessable
 from api.http.respond import Listing
 from api.metrics import revisions
-from api.metrics.schemas import METRIC_COLUMNS, MetricIn
+from api.metrics.schemas import METRIC_COLUMNS, MetricIn, targets_cell
 from api.scoring.aggregates import RATIO_AGGREGATIONS
 from api.scoring.scores import MetricSpec, metric_logic
 from db.models import Department, Metric, MetricTarget, MetricValue, utcnow
@@ -85,10 +85,6 @@ def _public_rows(session: Session, rows: list[Any], today: dt.date) -> list[tupl
     return out
 
 
-def _targets_cell(row: Any) -> Any:
-    return ";".join(f"{t['effective_from']}={t['value']!r}" for t in row)
-
-
 def listing(
     session: Session,
     today: dt.date,
@@ -122,7 +118,7 @@ def listing(
         return rows
 
     def fetch_for_csv(after: Any, limit: int | None) -> list[Any]:
-        return [(*r[:9], _targets_cell(r[9]), *r[10:]) for r in fetch(after, limit)]
+        return [(*r[:9], targets_cell(r[9]), *r[10:]) for r in fetch(after, limit)]
 
     return Listing(
         name="metrics",

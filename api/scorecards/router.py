@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.changes import service as changes
+from api.cityscore import known
 from api.cityscore.known import KNOWN_AT, parse_known_at
 from api.departments import service as departments_service
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
-from api.http.caching import not_before
 from api.http.docs import CSV_CONTENT, READ_ERRORS
 from api.http.params import CSV_FORM, PAGED, date_query, parse_date
 from api.schemas import DEPARTMENT_SLUG
@@ -45,14 +45,12 @@ def list_scorecards(
     are below target this week."""
     day = parse_date("as_of", as_of) or settings.today()
     instant = parse_known_at(as_known_at)
-    version = changes.version(session, *SCOPES)
-    if as_of is None:
-        version = not_before(version, settings.today_began())
+    version = changes.dated_version(session, settings.today_began(), as_of is not None, *SCOPES)
     return respond.collection(
         request,
         service.listing(session, day, instant),
         version,
-        extra=f"{day.isoformat()}@{instant.isoformat() if instant else ''}",
+        extra=known.tag(day.isoformat(), instant),
         base_url=settings.public_base_url,
     )
 
@@ -83,14 +81,13 @@ def get_scorecard(
     instant = parse_known_at(as_known_at)
     dept = departments_service.get(session, department)  # 404 before any 304
     # Exactly this department's data: its row and its metrics (not every department's).
-    version = changes.version(session, *changes.department_scopes(session, dept.id))
-    if as_of is None:
-        version = not_before(version, settings.today_began())
+    scopes = changes.department_scopes(session, dept.id)
+    version = changes.dated_version(session, settings.today_began(), as_of is not None, *scopes)
     return respond.document(
         request,
         version,
         lambda: service.scorecard(session, department, day, instant=instant),
-        extra=f"{day.isoformat()}@{instant.isoformat() if instant else ''}",
+        extra=known.tag(day.isoformat(), instant),
         csv_rows=lambda doc: (
             f"scorecard-{department}-{day.isoformat()}",
             SCORECARD_CSV_COLUMNS,

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from api.cityscore import service as scores_service
 from api.departments import service as departments_service
-from api.http.respond import Listing
+from api.http.respond import Listing, rows_listing
 from api.scorecards.schemas import SCORECARD_COLUMNS
 from api.scoring.scores import MetricSpec, WindowScore, mean_score
 from api.scoring.windows import WINDOW_NAMES, windows_as_of
@@ -119,7 +119,6 @@ def trend(
 
 
 def listing(session: Session, as_of: dt.date, instant: dt.datetime | None = None) -> Listing:
-    cache: list[list[tuple[Any, ...]]] = []
     seen = lens(session, instant)
 
     def load() -> list[tuple[Any, ...]]:
@@ -140,18 +139,10 @@ def listing(session: Session, as_of: dt.date, instant: dt.datetime | None = None
             rows.append((slug, name, cabinet, as_of, len(ids), *means, below))
         return rows
 
-    def fetch(after: Any, limit: int | None) -> list[tuple[Any, ...]]:
-        if not cache:
-            cache.append(load())
-        rows = [r for r in cache[0] if after is None or r[0] > after]
-        return rows if limit is None else rows[:limit]
-
-    return Listing(
-        name=f"scorecards-{as_of.isoformat()}",
-        columns=SCORECARD_COLUMNS,
-        fetch=fetch,
-        key_of=lambda row: [row[0]],
-        key_width=1,
+    return rows_listing(
+        f"scorecards-{as_of.isoformat()}",
+        SCORECARD_COLUMNS,
+        load,
         parse_key=lambda key: str(key[0]),
         text_columns=frozenset({"name", "cabinet"}),
     )

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from api.changes import service as changes
 from api.departments import service as departments_service
-from api.http.caching import Version, not_before
+from api.http.caching import Version
 from api.http.params import parse_date
 from api.settings import Settings
 
@@ -28,8 +28,7 @@ def version(
     session: Session, settings: Settings, chosen: bool, scopes: tuple[str, ...] = DATA_SCOPES
 ) -> Version:
     """The data version behind a page; pages that default to today also change at midnight."""
-    found = changes.version(session, *scopes)
-    return found if chosen else not_before(found, settings.today_began())
+    return changes.dated_version(session, settings.today_began(), chosen, *scopes)
 
 
 def departments(session: Session) -> dict[str, dict[str, Any]]:
