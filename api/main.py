@@ -33,6 +33,7 @@ from api.observability import metrics as observability_metrics
 from api.observability.middleware import ObservabilityMiddleware, RouteCapture
 from api.observability.router import router as observability_router
 from api.runs.router import router as runs_router
+from api.runs.scheduler import install_daily_runs
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
 from api.values.router import router as values_router
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     app.mount("/static", StaticFiles(directory=WEB_ROOT / "static"), name="static")
 
     install_health(app)
+    install_daily_runs(app, settings)
 
     app.add_middleware(RouteCapture)  # innermost: reads the matched route
     add_guards(app, settings)
