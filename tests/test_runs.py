@@ -170,6 +170,7 @@ def test_post_run_needs_an_admin_key(
         {"as_of": None},
         {"as_of": AS_OF, "published_at": "2026-05-16T00:00:00Z"},
         {"as_of": AS_OF, "archived": True},
+        {"as_of": "0099-12-31"},
     ],
 )
 def test_post_run_refuses_bad_bodies(
@@ -637,6 +638,10 @@ def test_archived_and_computed_runs_share_the_log(
         (
             [HEADER.split(","), FULL_METRIC_LIST[1], ["x", "yesterday", *FULL_METRIC_LIST[1][2:]]],
             "line 3: score_calculated_ts 'yesterday' is not a timestamp",
+        ),
+        (
+            [HEADER.split(","), ["x", "0001-01-01 00:00:00", *FULL_METRIC_LIST[1][2:]]],
+            "line 2: score_calculated_ts '0001-01-01 00:00:00' is out of range",
         ),
         (
             [HEADER.split(","), [*FULL_METRIC_LIST[1][:4], "=1+1", *FULL_METRIC_LIST[1][5:]]],

@@ -40,6 +40,7 @@ from sqlmodel import Session
 
 from api.audit import service as audit
 from api.changes import service as changes
+from api.http.params import MAX_DATE, MIN_DATE
 from api.metrics import revisions
 from api.metrics.schemas import Aggregation
 from api.runs.schemas import FIGURE_COLUMNS, FULL_METRIC_LIST_COLUMNS
@@ -102,6 +103,8 @@ def _published_at(text: str, tz: ZoneInfo) -> tuple[dt.datetime, dt.date]:
         stamp = dt.datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"score_calculated_ts {text!r} is not a timestamp") from None
+    if not MIN_DATE <= stamp.date() <= MAX_DATE:
+        raise ValueError(f"score_calculated_ts {text!r} is out of range")
     local = stamp.replace(tzinfo=tz) if stamp.tzinfo is None else stamp
     return local.astimezone(dt.UTC).replace(tzinfo=None), stamp.date()
 

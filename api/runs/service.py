@@ -19,6 +19,7 @@ from api.audit import service as audit
 from api.changes import service as changes
 from api.cityscore import known
 from api.errors import Unprocessable
+from api.http.params import MIN_DATE
 from api.http.respond import Listing
 from api.runs.schemas import FIGURE_COLUMNS, RUN_COLUMNS, SUMMARY_COLUMNS
 from api.scoring.windows import WINDOW_NAMES
@@ -77,6 +78,11 @@ def record(
     scheduled: bool = False,
 ) -> dict[str, Any]:
     """Record a computed run for ``as_of`` published now (the caller commits)."""
+    if as_of < MIN_DATE:
+        raise Unprocessable(
+            f"as_of must be on or after {MIN_DATE}.",
+            errors=[{"row": None, "field": "as_of", "message": f"before {MIN_DATE}"}],
+        )
     if as_of > today:
         raise Unprocessable(
             f"as_of {as_of} is in the future (today is {today} in the city).",
@@ -233,12 +239,21 @@ def full_metric_list(
 
     ``latest_score_flag`` is 1 on the rows of the latest run of all (not of the range)."""
     latest = latest_run(session)
-    latest_id = latest.id if latest is not None else None
+    if latest is None:
+        return
+    # Runs recorded while this streams come after the latest: they are left out, so that
+    # exactly one run (the last one written) carries the flag.
+    upto = _runs_query(start, end).where(
+        or_(
+            R.c.published_at < latest.published_at,
+            and_(R.c.published_at == latest.published_at, R.c.id <= latest.id),
+        )
+    )
     after: tuple[dt.datetime, int] | None = None
     while True:
-        runs = session.execute(_after(_runs_query(start, end), after).limit(BATCH)).all()
+        runs = session.execute(_after(upto, after).limit(BATCH)).all()
         for run in runs:
-            yield from run_rows(session, run, tz, 1 if run.id == latest_id else 0)
+            yield from run_rows(session, run, tz, 1 if run.id == latest.id else 0)
         if len(runs) < BATCH:
             return
         after = (runs[-1].published_at, runs[-1].id)
