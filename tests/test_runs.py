@@ -318,6 +318,8 @@ def test_runs_csv_reproduces_an_earlier_run_after_revisions(
         city,
         [{"metric": "calls-on-time", "date": "2026-05-15", "numerator": 40, "denominator": 100}],
     )
+    assert client.get(RUNS + ".csv").content == before
+    assert client.get(RUNS).json()["data"][0]["revised"] is True
     put_metric(
         client,
         admin,
@@ -338,6 +340,45 @@ def test_runs_csv_reproduces_an_earlier_run_after_revisions(
     old = rows_of(before)[1:]
     assert [r[:16] for r in rows[: len(old)]] == [r[:16] for r in old]
     assert rows[len(old)][2] == "0.8" and rows[len(old)][5] == "40"
+
+
+def test_revised_computes_documents_only_after_relevant_writes(
+    client: TestClient,
+    admin: dict[str, str],
+    city: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``revised`` compares two documents only when something the run reads was written
+    after it: a value on a day of its windows, or a definition."""
+    post_run(client, admin, "2026-03-01")
+    computed: list[tuple[dt.date, Any]] = []
+    real = runs_service.known.document
+
+    def counting(session: Session, as_of: dt.date, instant: Any) -> dict[str, Any]:
+        computed.append((as_of, instant))
+        return real(session, as_of, instant)
+
+    monkeypatch.setattr(runs_service.known, "document", counting)
+
+    def revised() -> list[bool]:
+        return [r["revised"] for r in client.get(RUNS).json()["data"]]
+
+    assert revised() == [False] and computed == []
+    # a later value of a day after the run's windows (2026-02-28 is the last one read)
+    ingest(
+        client,
+        city,
+        [{"metric": "calls-on-time", "date": "2026-03-01", "numerator": 5, "denominator": 9}],
+    )
+    assert revised() == [False] and computed == []
+    # a day inside its windows, of a metric out of CityScore: compared, and unchanged
+    ingest(
+        client, city, [{"metric": "hidden", "date": "2026-02-28", "numerator": 1, "denominator": 3}]
+    )
+    assert revised() == [False] and len(computed) == 2
+    put_department(client, admin, "parks")
+    put_metric(client, admin, "new-metric", "parks", in_cityscore=False)
+    assert revised() == [False] and len(computed) == 4  # a definition changed
 
 
 # --- summary ---------------------------------------------------------------------------------

@@ -22,12 +22,14 @@ from api.errors import Unprocessable
 from api.http.params import MIN_DATE
 from api.http.respond import Listing
 from api.runs.schemas import FIGURE_COLUMNS, RUN_COLUMNS, SUMMARY_COLUMNS
-from api.scoring.windows import WINDOW_NAMES
-from db.models import ApiKey, CityScoreRun, RunFigure
+from api.scoring.windows import WINDOW_NAMES, windows_as_of
+from db.models import ApiKey, CityScoreRun, DataState, MetricValue, RunFigure
 from db.session import begin_write, write_instant
 
 R = CityScoreRun.__table__  # type: ignore[attr-defined]
 F = RunFigure.__table__  # type: ignore[attr-defined]
+V = MetricValue.__table__  # type: ignore[attr-defined]
+DS = DataState.__table__  # type: ignore[attr-defined]
 
 # What the answers depend on: the runs themselves, and (through known.document) values,
 # scores and definitions. With a real as-known-at document a run's figures never change, but
@@ -157,11 +159,37 @@ def _parse_run_key(key: list[Any]) -> tuple[dt.datetime, int]:
     return dt.datetime.fromisoformat(instant), run_id
 
 
+def _maybe_revised(
+    session: Session,
+    as_of: dt.date,
+    published_at: dt.datetime,
+    definitions_changed: dt.datetime | None,
+) -> bool:
+    """False when nothing a run's figures read was written after it was published, so the
+    two documents need not be computed: no definition changed since (the ``metrics`` change
+    scope) and no value on a day up to the last day its windows read was written since (a
+    write leaves its (metric, date) row in ``metric_values`` stamped after it, tombstones
+    included). True means "compare the documents", not "revised"."""
+    if definitions_changed is not None and definitions_changed > published_at:
+        return True
+    last_day = max(w.end for w in windows_as_of(as_of).values())
+    later = session.execute(
+        select(V.c.metric_id).where(V.c.updated_at > published_at, V.c.date <= last_day).limit(1)
+    ).first()
+    return later is not None
+
+
 def listing(session: Session, start: dt.date | None, end: dt.date | None) -> Listing:
     """Runs with as_of in [start, end], by published_at then id, each with ``revised``."""
     now_docs: dict[dt.date, dict[str, tuple[Any, ...]]] = {}
 
+    definitions_changed = session.execute(
+        select(DS.c.changed_at).where(DS.c.scope == "metrics")
+    ).scalar()
+
     def revised(as_of: dt.date, published_at: dt.datetime) -> bool:
+        if not _maybe_revised(session, as_of, published_at, definitions_changed):
+            return False
         if as_of not in now_docs:
             now_docs[as_of] = _figures(known.document(session, as_of, None))
         then = _figures(known.document(session, as_of, published_at))
