@@ -364,6 +364,10 @@ def test_revised_computes_documents_only_after_relevant_writes(
         return [r["revised"] for r in client.get(RUNS).json()["data"]]
 
     assert revised() == [False] and computed == []
+    # runs.csv reads such a run from the document as known now (the materialised scores)
+    assert client.get(RUNS + ".csv").status_code == 200
+    assert computed == [(dt.date(2026, 3, 1), None)]
+    computed.clear()
     # a later value of a day after the run's windows (2026-02-28 is the last one read)
     ingest(
         client,

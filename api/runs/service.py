@@ -183,9 +183,7 @@ def listing(session: Session, start: dt.date | None, end: dt.date | None) -> Lis
     """Runs with as_of in [start, end], by published_at then id, each with ``revised``."""
     now_docs: dict[dt.date, dict[str, tuple[Any, ...]]] = {}
 
-    definitions_changed = session.execute(
-        select(DS.c.changed_at).where(DS.c.scope == "metrics")
-    ).scalar()
+    definitions_changed = definitions_changed_at(session)
 
     def revised(as_of: dt.date, published_at: dt.datetime) -> bool:
         if not _maybe_revised(session, as_of, published_at, definitions_changed):
@@ -241,12 +239,37 @@ def _archived_rows(session: Session, run_id: int) -> list[Any]:
     )
 
 
-def run_rows(session: Session, run: Any, tz: ZoneInfo, flag: int) -> list[tuple[Any, ...]]:
+def definitions_changed_at(session: Session) -> dt.datetime | None:
+    """When a metric definition last changed (the ``metrics`` change scope), if ever."""
+    found: dt.datetime | None = session.execute(
+        select(DS.c.changed_at).where(DS.c.scope == "metrics")
+    ).scalar()
+    return found
+
+
+def run_document(
+    session: Session, run: Any, definitions_changed: dt.datetime | None
+) -> dict[str, Any]:
+    """A computed run's document as known at its ``published_at``. When nothing it reads was
+    written since, that is the document as known now, which ``known.document`` answers from
+    the materialised scores (the same engine's figures, bit for bit) instead of recomputing."""
+    if _maybe_revised(session, run.as_of, run.published_at, definitions_changed):
+        return known.document(session, run.as_of, run.published_at)
+    return known.document(session, run.as_of, None)
+
+
+def run_rows(
+    session: Session,
+    run: Any,
+    tz: ZoneInfo,
+    flag: int,
+    definitions_changed: dt.datetime | None,
+) -> list[tuple[Any, ...]]:
     """One run's Full Metric List rows (the metrics in CityScore as known at its instant)."""
     ts = local_ts(run.published_at, tz)
     if run.archived:
         return [(r[0], ts, *r[1:], flag) for r in _archived_rows(session, run.id)]
-    doc = known.document(session, run.as_of, run.published_at)
+    doc = run_document(session, run, definitions_changed)
     return [
         (
             m["name"],
@@ -277,11 +300,12 @@ def full_metric_list(
             and_(R.c.published_at == latest.published_at, R.c.id <= latest.id),
         )
     )
+    changed = definitions_changed_at(session)
     after: tuple[dt.datetime, int] | None = None
     while True:
         runs = session.execute(_after(upto, after).limit(BATCH)).all()
         for run in runs:
-            yield from run_rows(session, run, tz, 1 if run.id == latest.id else 0)
+            yield from run_rows(session, run, tz, 1 if run.id == latest.id else 0, changed)
         if len(runs) < BATCH:
             return
         after = (runs[-1].published_at, runs[-1].id)
@@ -304,7 +328,7 @@ def summary_rows(session: Session, run: Any, tz: ZoneInfo) -> list[tuple[Any, ..
     ts = local_ts(run.published_at, tz)
     name = day_name(run.as_of)
     out = []
-    for row in run_rows(session, run, tz, 0):
+    for row in run_rows(session, run, tz, 0, definitions_changed_at(session)):
         scores = (row[4], row[7], row[10], row[13])  # day/week/month/quarter _score
         out.append((row[0], ts, ts, *(_rounded(s) for s in scores), name))
     return out
