@@ -105,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--if-empty", action="store_true", help="do nothing if data exists")
 
     _add_keys(sub)
+    imp = sub.add_parser("import", help="import published records", formatter_class=Formatter)
+    imp_sub = imp.add_subparsers(dest="import_command", required=True, metavar="COMMAND")
+    fml = imp_sub.add_parser(
+        "boston-full-metric-list",
+        help="a Boston CityScore Full Metric List export as archived runs",
+        description="Load a Full Metric List CSV (Boston's 17 columns) as archived runs: one "
+        "per distinct score_calculated_ts (city-local time), figures kept verbatim, metrics "
+        "matched by name and created in the 'imported' department when missing. Runs already "
+        "imported are skipped, so importing a file twice adds nothing.",
+        formatter_class=Formatter,
+    )
+    fml.add_argument("file", metavar="FILE.csv", help="the export to load")
     from api.ingest.client import add_arguments
 
     ingest = sub.add_parser(
@@ -194,6 +206,8 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         with session_factory(engine)() as session:
             if args.command == "demo":
                 return _demo(session, args, settings)
+            if args.command == "import":
+                return _import(session, args, settings)
             return _keys(session, args, settings)
     finally:
         engine.dispose()
@@ -255,6 +269,20 @@ def _demo(session: Any, args: argparse.Namespace, settings: Any) -> int:
     summary = demo_service.load(
         session, years=args.years, metrics=args.metrics, today=settings.today()
     )
+    session.commit()
+    print(summary)
+    return 0
+
+
+def _import(session: Any, args: argparse.Namespace, settings: Any) -> int:
+    from pathlib import Path
+
+    from api.runs import boston
+
+    try:
+        summary = boston.import_file(session, Path(args.file), settings.tz)
+    except boston.ImportProblem as exc:
+        raise CommandError(str(exc)) from None
     session.commit()
     print(summary)
     return 0

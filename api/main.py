@@ -32,6 +32,8 @@ from api.metrics.router import router as metrics_router
 from api.observability import metrics as observability_metrics
 from api.observability.middleware import ObservabilityMiddleware, RouteCapture
 from api.observability.router import router as observability_router
+from api.runs.router import router as runs_router
+from api.runs.scheduler import install_daily_runs
 from api.scorecards.router import router as scorecards_router
 from api.settings import Settings, get_settings
 from api.values.router import router as values_router
@@ -52,6 +54,7 @@ ROUTERS = (
     metrics_router,
     values_router,
     cityscore_router,
+    runs_router,
     scorecards_router,
     analyses_router,
     ingest_router,
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     install_compat(app)
     app.mount("/static", StaticFiles(directory=WEB_ROOT / "static"), name="static")
     install_health(app)
+    install_daily_runs(app, settings)
     install_middleware(app, settings)
     return app
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -78,6 +79,23 @@ class Settings(BaseSettings):
     catalog_contact_email: str = "opendata@example.gov"
     # Level of the JSON logs on stderr (debug, info, warning, error).
     log_level: str = "info"
+    # Record a CityScore run for today every day at this city-local time (HH:MM); empty: off.
+    publish_daily_at: str = ""
+
+    @field_validator("publish_daily_at")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError(f"PUBLISH_DAILY_AT must be a city-local time as HH:MM; got {value!r}")
+        return value
+
+    def publish_daily_time(self) -> dt.time | None:
+        """When the daily run is recorded (city time), or None when it is off."""
+        if not self.publish_daily_at:
+            return None
+        hour, minute = self.publish_daily_at.split(":")
+        return dt.time(int(hour), int(minute))
 
     @property
     def tz(self) -> ZoneInfo:
