@@ -27,6 +27,7 @@ from api.changes import service as changes
 from api.cityscore import service as scores_service
 from api.demo.analyses import ANALYSES
 from api.metrics import revisions
+from api.runs import service as runs_service
 from api.scoring.windows import date_range
 from db.bulk import indexes_rebuilt_after, insert_columns
 from db.models import (
@@ -364,6 +365,7 @@ def load(session: Session, *, years: int, metrics: int, today: dt.date) -> str:
         fields = {k: v for k, v in doc.items() if k != "slug"}
         fields["metrics"] = [m for m in fields["metrics"] if m in {s for s, _ in chosen}]
         analyses_service.put(session, doc["slug"], AnalysisIn(**fields))
+    runs_service.record(session, today, key=None, today=today)  # today's publication
     changes.bump(
         session,
         [
@@ -377,5 +379,6 @@ def load(session: Session, *, years: int, metrics: int, today: dt.date) -> str:
     )
     return (
         f"loaded {len(DEPARTMENTS)} departments, {len(chosen)} metrics, {value_count} daily values "
-        f"({start}..{end}) in {loaded:.1f}s; scored in {scored:.1f}s; {len(ANALYSES)} analyses"
+        f"({start}..{end}) in {loaded:.1f}s; scored in {scored:.1f}s; {len(ANALYSES)} analyses; "
+        f"1 published run"
     )

@@ -1,24 +1,21 @@
-"""Rows of Boston's Full Metric List, Summary and metric definitions, from our own figures.
+"""Boston's Full Metric List, Summary and metric definitions as CKAN datastore rows.
 
-TEMPORARY SOURCE: Boston's Full Metric List is the log of published scoring runs (one row per
-CityScore metric per run). The runs log is built by another piece of work (issue 12,
-``/v1/cityscore/runs``); until it lands, ``full_metric_list_rows`` builds a single run from the
-current ``/v1/cityscore`` figures as of today. Everything here reads the run through that one
-function, so swapping in the real runs log changes this module only.
+The Full Metric List is the runs log (``/v1/cityscore/runs.csv``, ``api.runs.service``): one
+row per CityScore metric per published run, every cell as text, as in Boston's datastore.
+The Summary is the latest run's, with the city's total first.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlmodel import Session
 
-from api.changes import service as changes
-from api.cityscore import publish
 from api.http.csv import format_number
 from api.metrics import service as metrics_service
-from api.scoring.windows import WINDOW_NAMES, windows_as_of
+from api.runs import service as runs_service
+from api.scoring.scores import mean_score
+from api.scoring.windows import WINDOW_NAMES
 from api.settings import Settings
 
 FULL_METRIC_LIST_COLUMNS = (
@@ -52,40 +49,12 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _calculated_at(session: Session, settings: Settings) -> str:
-    """When today's figures were (last) calculated, in city-local ``YYYY-MM-DD HH:MM:SS``."""
-    version = changes.version(session, "scores")
-    moment = max(version.last_modified or dt.datetime(1970, 1, 1), settings.today_began())
-    local = moment.replace(tzinfo=dt.UTC).astimezone(settings.tz)
-    return local.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def current_run(session: Session, settings: Settings) -> tuple[str, dict[str, Any]]:
-    """The single run published here for now: ``(score_calculated_ts, /v1/cityscore doc)``."""
-    return _calculated_at(session, settings), publish.cityscore_document(session, settings.today())
-
-
 def full_metric_list_rows(session: Session, settings: Settings) -> list[dict[str, Any]]:
-    """Boston's Full Metric List (17 text columns), one row per CityScore metric per run.
-
-    Runs will replace this: today it is ONE run built from the current /v1/cityscore figures,
-    so every row has ``latest_score_flag`` "1".
-    """
-    stamp, doc = current_run(session, settings)
-    rows = []
-    for m in doc["metrics"]:
-        row: dict[str, Any] = {
-            "metric_name": m["name"],
-            "score_calculated_ts": stamp,
-            "target": _text(m["target"]),
-            "metric_logic": m["metric_logic"],
-        }
-        for w in WINDOW_NAMES:
-            for part in ("score", "numerator", "denominator"):
-                row[f"{w}_{part}"] = _text(m[w][part])
-        row["latest_score_flag"] = "1"
-        rows.append(row)
-    return rows
+    """Boston's Full Metric List (17 text columns), one row per CityScore metric per run."""
+    return [
+        {c: _text(v) for c, v in zip(FULL_METRIC_LIST_COLUMNS, row, strict=True)}
+        for row in runs_service.full_metric_list(session, settings.tz, None, None)
+    ]
 
 
 def _rounded(value: float | None) -> float | None:
@@ -93,23 +62,35 @@ def _rounded(value: float | None) -> float | None:
 
 
 def summary_rows(session: Session, settings: Settings) -> list[dict[str, Any]]:
-    """Boston's Summary for the latest run: the city's total first, then each metric."""
-    stamp, doc = current_run(session, settings)
-    day_name = windows_as_of(doc["as_of"])["day"].start.strftime("%A")
+    """Boston's Summary for the latest run: the city's total first (the plain mean of the
+    metrics' unrounded scores per window, as CityScore is), then each metric; empty before
+    any run."""
+    run = runs_service.latest_run(session)
+    if run is None:
+        return []
+    tz = settings.tz
+    rows = [
+        dict(zip(SUMMARY_COLUMNS, r, strict=True))
+        for r in runs_service.summary_rows(session, run, tz)
+    ]
+    if not rows:
+        return []
+    changed = runs_service.definitions_changed_at(session)
+    full = runs_service.run_rows(session, run, tz, 0, changed)
+    score_at = {w: FULL_METRIC_LIST_COLUMNS.index(f"{w}_score") for w in WINDOW_NAMES}
+    total = {
+        **rows[0],
+        "metric_name": TOTAL_NAME,
+        **{
+            f"previous_{w}_score": _rounded(mean_score([_number(r[i]) for r in full]))
+            for w, i in score_at.items()
+        },
+    }
+    return [total, *rows]
 
-    def row(name: str, scores: dict[str, float | None]) -> dict[str, Any]:
-        return {
-            "metric_name": name,
-            "score_calculated_ts": stamp,
-            "score_final_table_ts": stamp,
-            **{f"previous_{w}_score": _rounded(scores[w]) for w in WINDOW_NAMES},
-            "score_day_name": day_name,
-        }
 
-    out = [row(TOTAL_NAME, doc["score"])]
-    for m in doc["metrics"]:
-        out.append(row(m["name"], {w: m[w]["score"] for w in WINDOW_NAMES}))
-    return out
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def definition_rows(session: Session, settings: Settings) -> list[dict[str, Any]]:

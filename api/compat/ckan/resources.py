@@ -44,7 +44,7 @@ RESOURCES = (
         FULL_METRIC_LIST_ID,
         "CityScore Full Metric List",
         "Every CityScore metric's day, week, month and quarter scores per scoring run "
-        "(text values, as in Boston's datastore). For now a single run: today's figures.",
+        "(text values, as in Boston's datastore): the runs log of /v1/cityscore/runs.csv.",
         tuple((c, "text") for c in fml.FULL_METRIC_LIST_COLUMNS),
         ("scores", "metrics"),
         rows=fml.full_metric_list_rows,
