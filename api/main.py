@@ -129,7 +129,6 @@ def install_store(app: FastAPI, settings: Settings, bind: Any) -> None:
     if engine is None:
         engine = make_engine(settings.database_url, **settings.engine_options())
     observability_metrics.instrument_pool(engine)
-    observability_metrics.instrument_rescoring()
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from api.changes import service as changes
-from api.cityscore import service as scores_service
+from api.cityscore import materialise
 from api.keys import service as keys
 from db.models import Metric, MetricValue, ValueRevision, utcnow
 
@@ -110,7 +110,7 @@ def metric_id(session: Session, slug: str) -> int:
 
 def _after_write(session: Session, ids: Iterable[int]) -> None:
     ids = sorted(set(ids))
-    scores_service.rescore_metrics(session, ids)
+    materialise.rescore_metrics(session, ids)
     changes.bump(session, ["values", "scores", *(f"metric:{i}" for i in ids)])
     session.flush()
 

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
 
-from api.cityscore import service
+from api.cityscore import materialise, reads
 from api.keys import service as keys
 from api.scoring.windows import date_range, windows_as_of
 from db.models import Metric, MetricValue, utcnow
@@ -113,7 +113,7 @@ def insert(session: Session, slug: str, rows: Iterable[Row]) -> int:
 
 
 def score(session: Session, ids: Iterable[int]) -> None:
-    service.rescore_metrics(session, list(ids))
+    materialise.rescore_metrics(session, list(ids))
     session.flush()
 
 
@@ -498,8 +498,8 @@ def test_unknown_metric_scores(client: TestClient) -> None:
 
 
 def _all_scores(session: Session, ids: Iterable[int], start: dt.date, end: dt.date) -> Any:
-    per_metric = {mid: service.metric_history(session, mid, start, end) for mid in ids}
-    return per_metric, service.cityscore_history(session, start, end)
+    per_metric = {mid: reads.metric_history(session, mid, start, end) for mid in ids}
+    return per_metric, reads.cityscore_history(session, start, end)
 
 
 def test_rescore_days_matches_full_rescore(
@@ -558,7 +558,7 @@ def test_rescore_days_matches_full_rescore(
         V.update().where(V.c.metric_id == b).where(V.c.date.in_(changed[b])).values(deleted=True)
     )
     session.flush()
-    service.rescore_days(session, changed)
+    materialise.rescore_days(session, changed)
     session.flush()
     incremental = _all_scores(session, [a, b], start, end)
     assert incremental != before

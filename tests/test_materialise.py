@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
 
-from api.cityscore import service
+from api.cityscore import materialise, reads
 from db.models import CityScoreDaily, MetricScore
 from tests._data import admin_headers, metric_id, put_department, put_metric
 
@@ -82,7 +82,7 @@ def test_batches_then_full_rescore_give_the_same_rows(client: TestClient, sessio
         _post(client, headers, rows)
     incremental = _tables(session, ids)
     assert incremental[0] and incremental[1]
-    service.rescore_metrics(session, ids)
+    materialise.rescore_metrics(session, ids)
     assert _tables(session, ids) == incremental
 
 
@@ -96,15 +96,15 @@ def test_deleting_a_windows_only_value_removes_its_scores(
     lone = D(2025, 3, 10)
     _post(client, headers, [_record(s, d, rng) for s in KINDS for d in [*early, lone]])
     as_of = lone + dt.timedelta(days=1)
-    before = service.scores_for(session, ids, as_of)
+    before = reads.scores_for(session, ids, as_of)
     assert all(before[m]["day"].score is not None for m in ids if m != ids[3])  # sum: 0 is ok
     _post(
         client, headers, [{"metric": s, "date": lone.isoformat(), "deleted": True} for s in KINDS]
     )
-    after = service.scores_for(session, ids, as_of)
+    after = reads.scores_for(session, ids, as_of)
     assert all(after[m]["day"].score is None for m in ids)
     incremental = _tables(session, ids)
-    service.rescore_metrics(session, ids)
+    materialise.rescore_metrics(session, ids)
     assert _tables(session, ids) == incremental
 
 
@@ -119,5 +119,5 @@ def test_full_rescore_writes_while_reading_values(
     span = [D(2025, 1, 1) + dt.timedelta(days=i) for i in range(120)]
     _post(client, headers, [_record(s, d, rng) for s in KINDS for d in span])
     incremental = _tables(session, ids)
-    service.rescore_metrics(session, ids)
+    materialise.rescore_metrics(session, ids)
     assert _tables(session, ids) == incremental

@@ -22,6 +22,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlmodel import Session
 
 from api.cityscore.points import Columns, metric_columns
+from api.observability.metrics import timed
 from api.scoring.engine import (
     Calendar,
     Dense,
@@ -170,6 +171,7 @@ def _delete_scores(
             )
 
 
+@timed("metrics")
 def rescore_metrics(
     session: Session, metric_ids: Iterable[int], known: Mapping[int, Columns] | None = None
 ) -> None:
@@ -281,6 +283,7 @@ def _fsum_means(matrix: Any) -> Any:
     return out
 
 
+@timed("days")
 def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> None:
     """Recompute the scores that can see values changed on these (metric, day) pairs.
 

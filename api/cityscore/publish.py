@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from api.cityscore import service
+from api.cityscore import reads
 from api.cityscore.known import KnownAt
+from api.cityscore.materialise import C, M
 from api.http.respond import Listing, rows_listing
 from api.scoring.scores import metric_logic
 from api.scoring.windows import WINDOW_NAMES, windows_as_of
@@ -22,25 +23,23 @@ D = Department.__table__  # type: ignore[attr-defined]
 def cityscore_document(session: Session, as_of: dt.date) -> dict[str, Any]:
     rows = session.execute(
         select(
-            service.M.c.id,
-            service.M.c.slug,
-            service.M.c.name,
+            M.c.id,
+            M.c.slug,
+            M.c.name,
             D.c.slug.label("department"),
-            service.M.c.direction,
-            service.M.c.aggregation,
-            service.M.c.reference,
+            M.c.direction,
+            M.c.aggregation,
+            M.c.reference,
         )
-        .join(D, D.c.id == service.M.c.department_id)
-        .where(service.M.c.in_cityscore)
-        .order_by(service.M.c.slug)
+        .join(D, D.c.id == M.c.department_id)
+        .where(M.c.in_cityscore)
+        .order_by(M.c.slug)
     ).all()
     ids = [r.id for r in rows]
-    scores = service.scores_for(session, ids, as_of)
-    specs = service.load_specs(session, ids)
+    scores = reads.scores_for(session, ids, as_of)
+    specs = reads.load_specs(session, ids)
     daily = session.execute(
-        select(service.C.c.day, service.C.c.week, service.C.c.month, service.C.c.quarter).where(
-            service.C.c.as_of == as_of
-        )
+        select(C.c.day, C.c.week, C.c.month, C.c.quarter).where(C.c.as_of == as_of)
     ).first()
     metrics = []
     for r in rows:
@@ -98,7 +97,7 @@ def history_listing(
     def load() -> list[tuple[Any, ...]]:
         if instant is not None:
             return list(KnownAt(session, instant).cityscore_history(start, end))
-        return list(service.cityscore_history(session, start, end))
+        return list(reads.cityscore_history(session, start, end))
 
     return _date_listing("cityscore-history", HISTORY_COLUMNS, load)
 
@@ -118,7 +117,7 @@ def metric_scores_listing(
         if instant is not None:
             history = KnownAt(session, instant).metric_history(metric_id, start, end)
         else:
-            history = service.metric_history(session, metric_id, start, end)
+            history = reads.metric_history(session, metric_id, start, end)
         return [(d, *(s[w].score for w in WINDOW_NAMES)) for d, s in history]
 
     return _date_listing(f"{slug}-scores", HISTORY_COLUMNS, load)

@@ -24,7 +24,7 @@ from sqlmodel import Session
 from api.analyses import service as analyses_service
 from api.analyses.schemas import AnalysisIn
 from api.changes import service as changes
-from api.cityscore import service as scores_service
+from api.cityscore import materialise
 from api.demo.analyses import ANALYSES
 from api.metrics import revisions
 from api.runs import service as runs_service
@@ -359,7 +359,7 @@ def load(session: Session, *, years: int, metrics: int, today: dt.date) -> str:
     value_count = sum(len(p[0]) for p in points.values())
     loaded = time.monotonic() - started
     with indexes_rebuilt_after(connection, [SCORES, CITYSCORE]):
-        scores_service.rescore_metrics(session, metric_ids, known=points)
+        materialise.rescore_metrics(session, metric_ids, known=points)
     scored = time.monotonic() - started - loaded
     for doc in ANALYSES:
         fields = {k: v for k, v in doc.items() if k != "slug"}

@@ -40,7 +40,7 @@ from sqlalchemy.types import BigInteger, Boolean, Date, DateTime, Float, Integer
 from sqlmodel import Session
 
 from api.changes import service as changes
-from api.cityscore import service as scores_service
+from api.cityscore import materialise
 from api.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from api.ingest.parse import parse
 from api.ingest.validate import ErrorList, MetricRef, Record, validate
@@ -407,7 +407,7 @@ def ingest(
     _write_revisions(session, result.superseded)
     _upsert_current(session, result.current, now, batch_id)
     if result.changed:
-        scores_service.rescore_days(session, result.touched)
+        materialise.rescore_days(session, result.touched)
         changes.bump(
             session, ["values", "scores", *(f"metric:{m}" for m in sorted(result.touched))]
         )

@@ -10,7 +10,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlmodel import Session, col
 
 from api.changes import service as changes
-from api.cityscore import service as scores_service
+from api.cityscore import materialise
 from api.errors import Conflict, NotFound, Unprocessable
 from api.http.respond import Listing
 from api.metrics import revisions
@@ -213,7 +213,7 @@ def put(session: Session, slug: str, body: MetricIn, today: dt.date) -> tuple[di
         revisions.record(session, [metric.id], metric.updated_at)
         changes.bump(session, ["metrics", f"metric:{metric.id}", "scores"])
     if rescore and not created:
-        scores_service.rescore_metrics(session, [metric.id])
+        materialise.rescore_metrics(session, [metric.id])
     elif in_cityscore_changed:
-        scores_service.refresh_cityscore_all(session)
+        materialise.refresh_cityscore_all(session)
     return get_public(session, slug, today), created

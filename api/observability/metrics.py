@@ -117,33 +117,22 @@ def instrument_pool(engine: Any) -> None:
     event.listen(engine, "checkin", lambda *_: POOL_IN_USE.dec())
 
 
-def timed(kind: str, fn: F) -> F:
-    """``fn`` wrapped to observe its duration in ``cityscore_rescore_duration_seconds``."""
-    if getattr(fn, "_cityscore_timed", False):
-        return fn
+def timed(kind: str) -> Callable[[F], F]:
+    """A decorator: observe the function's duration in ``cityscore_rescore_duration_seconds``
+    labelled ``kind`` (the rescoring entry points of ``api.cityscore.materialise`` wear it)."""
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            RESCORE_SECONDS.labels(kind).observe(time.perf_counter() - started)
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                RESCORE_SECONDS.labels(kind).observe(time.perf_counter() - started)
 
-    wrapper._cityscore_timed = True  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
 
-
-def instrument_rescoring() -> None:
-    """Time the two rescoring entry points wherever they are called from.
-
-    They live in ``api.cityscore.service`` and are called from ingest and metric writes by
-    module attribute, so wrapping the attribute once times every call without touching them.
-    """
-    from api.cityscore import service as scores_service
-
-    scores_service.rescore_days = timed("days", scores_service.rescore_days)
-    scores_service.rescore_metrics = timed("metrics", scores_service.rescore_metrics)
+    return decorate
 
 
 def count_ingest(receipt: dict[str, Any], *, replayed: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
-from api.cityscore import service as scores_service
+from api.cityscore import reads
 from api.departments import service as departments_service
 from api.http.respond import Listing, rows_listing
 from api.scorecards.schemas import SCORECARD_COLUMNS
@@ -61,15 +61,15 @@ class Present:
     def scores_for(
         self, metric_ids: Sequence[int], as_of: dt.date
     ) -> dict[int, dict[str, WindowScore]]:
-        return scores_service.scores_for(self.session, metric_ids, as_of)
+        return reads.scores_for(self.session, metric_ids, as_of)
 
     def specs(self, metric_ids: Sequence[int]) -> dict[int, MetricSpec]:
-        return scores_service.load_specs(self.session, metric_ids)
+        return reads.load_specs(self.session, metric_ids)
 
     def weekly_scores(
         self, metric_id: int, week_starts: Sequence[dt.date]
     ) -> dict[dt.date, float | None]:
-        return scores_service.weekly_scores(self.session, metric_id, week_starts)
+        return reads.weekly_scores(self.session, metric_id, week_starts)
 
 
 def lens(session: Session, instant: dt.datetime | None) -> Any:
@@ -114,7 +114,7 @@ def trend(
 ) -> list[tuple[dt.date, float | None]]:
     """A metric's week scores for the ``weeks`` complete weeks before ``as_of``."""
     starts = week_starts(as_of, weeks)
-    scores = scores_service.weekly_scores(session, metric_id, starts)
+    scores = reads.weekly_scores(session, metric_id, starts)
     return [(w, scores[w]) for w in starts]
 
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from api.cityscore import publish
-from api.cityscore import service as scores_service
+from api.cityscore import publish, reads
 from api.deps import SessionDep, SettingsDep
 from api.http.params import parse_date
 from api.metrics import service as metrics_service
@@ -32,8 +31,8 @@ def report_week(raw: str | None, today: dt.date) -> dt.date:
 def movers(session: Any, as_of: dt.date) -> list[dict[str, Any]]:
     """Every metric's week score this week and the week before, biggest change first."""
     ids = metrics_service.ids_by_slug(session)
-    now = scores_service.scores_for(session, list(ids.values()), as_of)
-    before = scores_service.scores_for(session, list(ids.values()), as_of - dt.timedelta(days=7))
+    now = reads.scores_for(session, list(ids.values()), as_of)
+    before = reads.scores_for(session, list(ids.values()), as_of - dt.timedelta(days=7))
     out: list[dict[str, Any]] = []
     for slug, metric_id in ids.items():
         a, b = now[metric_id]["week"].score, before[metric_id]["week"].score

@@ -1,8 +1,8 @@
-"""Materialised scores: every metric's four window scores per as-of date, and CityScore.
+"""Reading the materialised scores: a metric's four window scores per as-of date, and
+CityScore (written by ``api.cityscore.materialise`` whenever data changes, never on read).
 
-Scores are computed when data changes (ingest, metric edits), never on read: a write
-recomputes exactly the as-of dates whose windows or baselines can see the changed days, in the
-same transaction, so a reader never sees new values with old scores.
+As-of dates past the materialised horizon (no current data) are scored here with the
+reference engine: null scores with the reference (target or baseline) they would publish.
 """
 
 from __future__ import annotations
@@ -14,34 +14,10 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlmodel import Session
 
-from api.cityscore.materialise import (
-    SCORE_COLUMNS,
-    C,
-    M,
-    S,
-    V,
-    load_specs,
-    refresh_cityscore,
-    refresh_cityscore_all,
-    rescore_days,
-    rescore_metrics,
-)
+from api.cityscore.materialise import SCORE_COLUMNS, C, S, V, load_specs
 from api.scoring.aggregates import Point, Series
 from api.scoring.scores import MetricSpec, WindowScore, score_as_of
 from api.scoring.windows import WINDOW_NAMES, date_range
-
-__all__ = [  # the writers live in materialise; callers reach them through this service
-    "SCORE_COLUMNS",
-    "C",
-    "M",
-    "S",
-    "load_specs",
-    "refresh_cityscore",
-    "refresh_cityscore_all",
-    "rescore_days",
-    "rescore_metrics",
-]
-
 
 # --- loading -------------------------------------------------------------------------------
 
