@@ -30,7 +30,7 @@ from api.scoring.engine import (
     score_columns,
 )
 from api.scoring.scores import MetricSpec
-from api.scoring.windows import WINDOW_NAMES, as_of_dates_affected, date_range
+from api.scoring.windows import REACH_DAYS, WINDOW_NAMES, as_of_dates_affected, date_range
 from db.bulk import insert_columns, pg_select_arrays
 from db.dialect import is_postgres
 from db.models import CityScoreDaily, Metric, MetricScore, MetricTarget, MetricValue
@@ -44,9 +44,9 @@ C = CityScoreDaily.__table__  # type: ignore[attr-defined]
 SCORE_COLUMNS = tuple(
     f"{w}_{part}" for w in WINDOW_NAMES for part in ("score", "numerator", "denominator")
 )
-# Windows reach back at most ~4 months before an as-of date; after the last value, scores are
-# materialised this many days ahead (later as-of dates are computed on read).
-AHEAD = 130
+# After a metric's last value, scores are materialised as far as windows reach (later as-of
+# dates, which no window of theirs sees any value, are computed on read).
+AHEAD = REACH_DAYS
 HORIZON = dt.timedelta(days=AHEAD)
 FLUSH_ROWS = 200_000  # score rows per bulk insert during a full rescore
 

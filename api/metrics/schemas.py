@@ -1,15 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas import FiniteFloat, Slug, example, page_example
-
-Direction = Literal["higher_is_better", "lower_is_better"]
-Aggregation = Literal["pooled_ratio", "median", "mean", "mean_of_ratios", "sum"]
-Reference = Literal["target", "baseline"]
+from api.scoring.kinds import Aggregation, Direction, Reference
 
 
 def targets_cell(targets: list[dict[str, Any]]) -> str:

@@ -14,8 +14,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import NamedTuple
 
-AGGREGATIONS = ("pooled_ratio", "median", "mean", "mean_of_ratios", "sum")
-RATIO_AGGREGATIONS = ("pooled_ratio", "mean_of_ratios")
+from api.scoring.kinds import AGGREGATIONS, RATIO_AGGREGATIONS
+
+__all__ = ["AGGREGATIONS", "RATIO_AGGREGATIONS", "Aggregate", "Point", "Series"]
 
 
 class Point(NamedTuple):

@@ -9,6 +9,11 @@ from typing import NamedTuple
 
 WINDOW_NAMES = ("day", "week", "month", "quarter")
 ONE_DAY = dt.timedelta(days=1)
+# The farthest an as-of date's windows reach back: the quarter (the three whole months before
+# the as-of date's month) starts at most 92 + 30 = 122 days before it (three months of at most
+# 92 days, then up to the 31st); 130 with a margin. So a value is seen by the windows of as-of
+# dates up to this many days after it (baselines add whole years: as_of_dates_affected).
+REACH_DAYS = 130
 
 
 class Window(NamedTuple):
