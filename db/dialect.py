@@ -71,6 +71,21 @@ def stream(
             yield rows
 
 
+def day_ordinal(bind: Session | Connection | str, column: str) -> str:
+    """SQL for a date column as Python's ``date.toordinal()`` (0001-01-01 is day 1), an
+    integer the NumPy engine indexes days by."""
+    if is_postgres(bind):
+        return f"({column} - DATE '0001-01-01' + 1)::int4"
+    return f"CAST(julianday({column}) - 1721424.5 AS INTEGER)"
+
+
+def fetch_all(bind: Session | Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Every row of a driver-SQL query at once, on the driver's own cursor."""
+    with raw_cursor(bind) as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+
+
 def copy_csv_out(
     bind: Session | Connection, sql: str, params: Sequence[Any], chunk: int
 ) -> Iterator[bytes]:

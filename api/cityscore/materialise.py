@@ -32,7 +32,7 @@ from api.scoring.engine import (
 from api.scoring.scores import MetricSpec
 from api.scoring.windows import REACH_DAYS, WINDOW_NAMES, as_of_dates_affected, date_range
 from db.bulk import insert_columns, pg_select_arrays
-from db.dialect import is_postgres
+from db.dialect import day_ordinal, fetch_all, is_postgres, raw_param
 from db.models import CityScoreDaily, Metric, MetricScore, MetricTarget, MetricValue
 
 M = Metric.__table__  # type: ignore[attr-defined]
@@ -352,7 +352,7 @@ def _pg_city_scores(connection: Any, dates: Sequence[dt.date]) -> Any:
     nan = "'NaN'::float8"
     scores = ", ".join(f"array_agg(COALESCE(s.{w}_score, {nan}))" for w in WINDOW_NAMES)
     sql = (
-        f"SELECT (s.as_of - DATE '0001-01-01' + 1)::int4, {scores} "
+        f"SELECT {day_ordinal(connection, 's.as_of')}, {scores} "
         "FROM metric_scores s JOIN metrics m ON m.id = s.metric_id "
         "WHERE m.in_cityscore AND s.as_of = ANY(%s) GROUP BY s.as_of ORDER BY s.as_of"
     )
@@ -367,22 +367,17 @@ def _pg_city_scores(connection: Any, dates: Sequence[dt.date]) -> Any:
 
 
 def _sqlite_city_scores(connection: Any, ranges: Sequence[tuple[dt.date, dt.date]]) -> Any:
-    raw: Any = connection.connection.driver_connection
     out = []
     for chunk in _chunks(ranges, 200):
         between = " OR ".join("s.as_of BETWEEN ? AND ?" for _ in chunk)
-        cur = raw.cursor()
-        try:
-            cur.execute(
-                "SELECT CAST(julianday(s.as_of) - 1721424.5 AS INTEGER), s.day_score, "
-                "s.week_score, s.month_score, s.quarter_score "
-                "FROM metric_scores s JOIN metrics m ON m.id = s.metric_id "
-                f"WHERE m.in_cityscore AND ({between}) ORDER BY s.as_of",
-                [d.isoformat() for pair in chunk for d in pair],
-            )
-            out.extend(cur.fetchall())
-        finally:
-            cur.close()
+        sql = (
+            f"SELECT {day_ordinal(connection, 's.as_of')}, s.day_score, "
+            "s.week_score, s.month_score, s.quarter_score "
+            "FROM metric_scores s JOIN metrics m ON m.id = s.metric_id "
+            f"WHERE m.in_cityscore AND ({between}) ORDER BY s.as_of"
+        )
+        params = [raw_param(connection, d) for pair in chunk for d in pair]
+        out.extend(fetch_all(connection, sql, params))
     return np.array(out, dtype=float).reshape(-1, 5)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from sqlmodel import Session
 
 from db.bulk import pg_select_arrays
-from db.dialect import is_postgres
+from db.dialect import day_ordinal, fetch_all, is_postgres, mark, raw_param
 
 Columns = tuple[Any, Any, Any, Any]  # NumPy: day ordinals, value, numerator, denominator
 
@@ -61,7 +61,7 @@ def _pg_points(
         return f"array_agg({expr} ORDER BY v.date)"
 
     nan = "'NaN'::float8"
-    day = "(v.date - DATE '0001-01-01' + 1)::int4"
+    day = day_ordinal(connection, "v.date")
     columns = ("value", "numerator", "denominator")
     values = ", ".join(agg(f"COALESCE(v.{c}, {nan})") for c in columns)
     sql = (
@@ -81,18 +81,14 @@ def _between(column: str, ranges: Sequence[tuple[dt.date, dt.date]], mark: str =
 def _sqlite_points(
     connection: Any, ids: Sequence[int], ranges: Sequence[tuple[dt.date, dt.date]]
 ) -> Any:
-    raw: Any = connection.connection.driver_connection
-    marks = ", ".join("?" for _ in ids)
-    cur = raw.cursor()
-    try:
-        cur.execute(
-            "SELECT v.metric_id, CAST(julianday(v.date) - 1721424.5 AS INTEGER), v.value, "
-            "v.numerator, v.denominator FROM metric_values v WHERE NOT v.deleted "
-            f"AND v.metric_id IN ({marks}) AND ({_between('v.date', ranges, '?')}) "
-            "ORDER BY v.metric_id, v.date",
-            [*ids, *(d.isoformat() for pair in ranges for d in pair)],
-        )
-        rows = cur.fetchall()
-    finally:
-        cur.close()
+    q = mark(connection)
+    marks = ", ".join(q for _ in ids)
+    sql = (
+        f"SELECT v.metric_id, {day_ordinal(connection, 'v.date')}, v.value, "
+        "v.numerator, v.denominator FROM metric_values v WHERE NOT v.deleted "
+        f"AND v.metric_id IN ({marks}) AND ({_between('v.date', ranges, q)}) "
+        "ORDER BY v.metric_id, v.date"
+    )
+    params = [*ids, *(raw_param(connection, d) for pair in ranges for d in pair)]
+    rows = fetch_all(connection, sql, params)
     return np.array(rows, dtype=float).reshape(-1, 5)

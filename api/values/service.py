@@ -22,7 +22,7 @@ from api.http.respond import Listing
 from api.scoring.aggregates import Point, Series
 from api.scoring.windows import month_start
 from api.values.schemas import INTERVALS, PERIOD_COLUMNS, REVISION_COLUMNS, VALUE_COLUMNS
-from db.dialect import copy_csv_out, is_postgres, mark, name, raw_param, stream
+from db.dialect import copy_csv_out, fetch_all, is_postgres, mark, name, raw_param, stream
 from db.models import Department, Metric, MetricValue, ValueRevision
 
 V = MetricValue.__table__  # type: ignore[attr-defined]
@@ -313,7 +313,7 @@ def _daily_rows(
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return [row for rows in stream(connection, sql, params) for row in rows]
+    return fetch_all(connection, sql, params)
 
 
 # --- revisions -----------------------------------------------------------------------------
