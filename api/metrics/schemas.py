@@ -14,6 +14,25 @@ def targets_cell(targets: list[dict[str, Any]]) -> str:
     return ";".join(f"{t['effective_from']}={t['value']!r}" for t in targets)
 
 
+METRIC_EXAMPLE: dict[str, Any] = {
+    "slug": "311-call-center-performance",
+    "name": "311 Call Center Performance",
+    "description": "Share of calls answered within 30 seconds.",
+    "department": "311",
+    "unit": "share of calls",
+    "direction": "higher_is_better",
+    "aggregation": "pooled_ratio",
+    "reference": "target",
+    "target": 0.95,
+    "targets": [{"effective_from": "2016-01-01", "value": 0.95}],
+    "baseline_years": 10,
+    "in_cityscore": True,
+    "metric_logic": "sum(numerator_value)/sum(denominator_value)/target",
+    "source_url": None,
+    "updated_at": "2026-05-16T04:00:12.345678Z",
+}
+
+
 class TargetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -23,17 +42,9 @@ class TargetIn(BaseModel):
 
 class MetricIn(BaseModel):
     model_config = example(
-        {
-            "name": "311 Call Center Performance",
-            "description": "Share of calls answered within 30 seconds.",
-            "department": "311",
-            "unit": "share of calls",
-            "direction": "higher_is_better",
-            "aggregation": "pooled_ratio",
-            "reference": "target",
-            "targets": [{"effective_from": "2016-01-01", "value": 0.95}],
-            "in_cityscore": True,
-        },
+        {k: METRIC_EXAMPLE[k] for k in ("name", "description", "department", "unit")}
+        | {k: METRIC_EXAMPLE[k] for k in ("direction", "aggregation", "reference", "targets")}
+        | {"in_cityscore": True},
         extra="forbid",
     )
 
@@ -85,24 +96,6 @@ class MetricOut(BaseModel):
 
 
 METRIC_COLUMNS = tuple(MetricOut.model_fields)  # the CSV header and row order
-
-METRIC_EXAMPLE: dict[str, Any] = {
-    "slug": "311-call-center-performance",
-    "name": "311 Call Center Performance",
-    "description": "Share of calls answered within 30 seconds.",
-    "department": "311",
-    "unit": "share of calls",
-    "direction": "higher_is_better",
-    "aggregation": "pooled_ratio",
-    "reference": "target",
-    "target": 0.95,
-    "targets": [{"effective_from": "2016-01-01", "value": 0.95}],
-    "baseline_years": 10,
-    "in_cityscore": True,
-    "metric_logic": "sum(numerator_value)/sum(denominator_value)/target",
-    "source_url": None,
-    "updated_at": "2026-05-16T04:00:12.345678Z",
-}
 
 
 class MetricList(BaseModel):

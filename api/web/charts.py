@@ -298,3 +298,24 @@ def both_sizes(**chart: Any) -> dict[str, str]:
         "wide": line_chart(ident=ident, **chart),
         "narrow": line_chart(ident=f"{ident}-narrow", width=420, height=280, **chart),
     }
+
+
+def window_scores(
+    ident: str, title: str, what: str, rows: list[dict[str, Any]], **extra: Any
+) -> Any:
+    """Week, month and quarter scores per as-of date (history rows ``{as_of, week, month,
+    quarter}``) drawn for both screens against the target 1; ``what`` names the scores."""
+    return both_sizes(
+        ident=ident,
+        title=title,
+        desc=f"Week (solid), month (dashed) and quarter (dotted) {what}; the target is 1.",
+        x_labels=[r["as_of"].isoformat() for r in rows],
+        lines=[
+            Line("week", [r["week"] for r in rows], "s1"),
+            Line("month", [r["month"] for r in rows], "s2"),
+            Line("quarter", [r["quarter"] for r in rows], "s3"),
+        ],
+        target=[1.0] * len(rows),
+        x_label="as-of date",
+        **extra,
+    )

@@ -14,28 +14,11 @@ from sqlmodel import Session
 from api.http.csv import format_number
 from api.metrics import service as metrics_service
 from api.runs import service as runs_service
+from api.runs.schemas import FULL_METRIC_LIST_COLUMNS, SUMMARY_COLUMNS
 from api.scoring.scores import mean_score
 from api.scoring.windows import WINDOW_NAMES
 from api.settings import Settings
 
-FULL_METRIC_LIST_COLUMNS = (
-    "metric_name",
-    "score_calculated_ts",
-    "target",
-    "metric_logic",
-    *(f"{w}_{p}" for w in WINDOW_NAMES for p in ("score", "numerator", "denominator")),
-    "latest_score_flag",
-)
-SUMMARY_COLUMNS = (
-    "metric_name",
-    "score_calculated_ts",
-    "score_final_table_ts",
-    "previous_day_score",
-    "previous_week_score",
-    "previous_month_score",
-    "previous_quarter_score",
-    "score_day_name",
-)
 DEFINITION_COLUMNS = ("metric_name", "metric_title", "definition")
 TOTAL_NAME = "CITYSCORE TOTAL"
 

@@ -105,20 +105,13 @@ def _scores(session: Any, metric: dict[str, Any], day: dt.date) -> dict[str, Any
     metric_id = metrics_service.metric_id(session, metric["slug"])
     listing = publish.metric_scores_listing(session, metric_id, metric["slug"], start, end)
     rows = [dict(zip(listing.columns, r, strict=True)) for r in listing.fetch(None, None)]
-    chart = charts.both_sizes(
-        ident="scores-chart",
-        title=f"{metric['name']}: window scores for each as-of date from {start} to {end}",
-        desc="Week (solid), month (dashed) and quarter (dotted) scores; the target is 1.",
-        x_labels=[r["as_of"].isoformat() for r in rows],
-        lines=[
-            charts.Line("week", [r["week"] for r in rows], "s1"),
-            charts.Line("month", [r["month"] for r in rows], "s2"),
-            charts.Line("quarter", [r["quarter"] for r in rows], "s3"),
-        ],
-        target=[1.0] * len(rows),
+    chart = charts.window_scores(
+        "scores-chart",
+        f"{metric['name']}: window scores for each as-of date from {start} to {end}",
+        "scores",
+        rows,
         target_label="target",
         y_label="score",
-        x_label="as-of date",
     )
     return {"rows": rows, "chart": chart, "params": {"start": start, "end": end}}
 

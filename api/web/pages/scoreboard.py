@@ -43,19 +43,12 @@ def history(session: Any, day: dt.date) -> dict[str, Any]:
     start = day - dt.timedelta(days=HISTORY_DAYS - 1)
     listing = publish.history_listing(session, start, day)
     rows = [dict(zip(listing.columns, r, strict=True)) for r in listing.fetch(None, None)]
-    chart = charts.both_sizes(
-        ident="history-chart",
-        title=f"CityScore for each as-of date from {start} to {day}",
-        desc="Week (solid), month (dashed) and quarter (dotted) CityScore; the target is 1.",
-        x_labels=[r["as_of"].isoformat() for r in rows],
-        lines=[
-            charts.Line("week", [r["week"] for r in rows], "s1"),
-            charts.Line("month", [r["month"] for r in rows], "s2"),
-            charts.Line("quarter", [r["quarter"] for r in rows], "s3"),
-        ],
-        target=[1.0] * len(rows),
+    chart = charts.window_scores(
+        "history-chart",
+        f"CityScore for each as-of date from {start} to {day}",
+        "CityScore",
+        rows,
         y_label="CityScore",
-        x_label="as-of date",
     )
     return {
         "rows": rows,
