@@ -39,8 +39,9 @@ def log_database(url: str) -> None:
     print(f"cityscore: database {describe(url)}", file=sys.stderr)
 
 
-def open_store(url: str) -> Any:
-    """An engine on an existing, migrated store; CommandError (never a new empty file) else."""
+def open_store(url: str, *, bulk: bool = False) -> Any:
+    """An engine on an existing, migrated store; CommandError (never a new empty file) else.
+    ``bulk``: tuned for one big load (see ``make_engine``)."""
     from sqlalchemy.engine import make_url
 
     from db.migrate import describe, schema_problem
@@ -55,7 +56,7 @@ def open_store(url: str) -> Any:
                 f"no database at {Path(database).resolve()} ({describe(url)}): run "
                 "`cityscore db upgrade` to create it, or set DATABASE_URL"
             )
-    engine = make_engine(url)
+    engine = make_engine(url, bulk=bulk)
     with engine.connect() as conn:
         problem = schema_problem(conn)
     if problem is not None:
@@ -201,7 +202,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         return 0
     from db.session import session_factory
 
-    engine = open_store(settings.database_url)
+    engine = open_store(settings.database_url, bulk=args.command == "demo")
     try:
         with session_factory(engine)() as session:
             if args.command == "demo":

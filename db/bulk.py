@@ -99,37 +99,37 @@ def _pg_block(kinds: Sequence[str], arrays: Sequence[Any]) -> bytes:
     return b"".join(out)
 
 
-def _sqlite_rows(kinds: Sequence[str], arrays: Sequence[Any]) -> list[list[Any]]:
-    n = len(arrays[0])
-    table = np.empty((n, len(kinds)), dtype=object)
-    for i, (kind, arr) in enumerate(zip(kinds, arrays, strict=True)):
+def _sqlite_rows(kinds: Sequence[str], arrays: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Driver rows, one Python list per column zipped: ISO text for dates and instants, ints
+    for booleans, floats as they are (SQLite stores a bound NaN as NULL)."""
+    columns: list[list[Any]] = []
+    for kind, arr in zip(kinds, arrays, strict=True):
         if kind == "date":
             ordinals = np.asarray(arr, dtype=np.int64)
             unique, index = np.unique(ordinals, return_inverse=True)
-            names = np.array([dt.date.fromordinal(o).isoformat() for o in unique.tolist()])
-            table[:, i] = names[index.reshape(-1)] if n else []
+            names = np.array(
+                [dt.date.fromordinal(o).isoformat() for o in unique.tolist()], dtype=object
+            )
+            columns.append(names[index.reshape(-1)].tolist())
         elif kind == "timestamp":  # a batch has one or a few distinct instants
             stamps: Any = np.asarray(arr, dtype="datetime64[us]")
             instants, index = np.unique(stamps, return_inverse=True)
             as_text: Any = np.datetime_as_string
             texts = as_text(instants, unit="us").tolist()
             names = np.array([t.replace("T", " ") for t in texts], dtype=object)
-            table[:, i] = names[index.reshape(-1)] if n else []
+            columns.append(names[index.reshape(-1)].tolist())
         elif kind == "float8":
-            values = np.asarray(arr, dtype=float)
-            column = values.astype(object)
-            column[np.isnan(values)] = None
-            table[:, i] = column
+            columns.append(np.asarray(arr, dtype=float).tolist())
         elif kind == "bool":
-            table[:, i] = np.asarray(arr, dtype=bool).astype(int)
+            columns.append(np.asarray(arr, dtype=bool).astype(int).tolist())
         else:
-            table[:, i] = np.asarray(arr).tolist()
-    rows: list[list[Any]] = table.tolist()
-    return rows
+            columns.append(np.asarray(arr).tolist())
+    return list(zip(*columns, strict=True))
 
 
-def sqlite_rows(table: Table, columns: Sequence[tuple[str, Any]]) -> list[list[Any]]:
-    """The columns as driver rows for SQLite (ISO dates, NaN as None), for an executemany."""
+def sqlite_rows(table: Table, columns: Sequence[tuple[str, Any]]) -> list[tuple[Any, ...]]:
+    """The columns as driver rows for SQLite (ISO dates; NaN, stored as NULL), for an
+    executemany."""
     return _sqlite_rows([_kind(table.c[n].type) for n, _ in columns], [a for _, a in columns])
 
 
