@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from tests.test_ingest import make_key, post, put_department, put_metric
+from tests.ingest.test_ingest import make_key, post, put_department, put_metric
 
 LIST = "/v1/ingest/batches"
 

@@ -21,7 +21,7 @@ from api.keys import service as keys
 from db.models import ApiKey, Department, utcnow
 
 K = ApiKey.__table__  # type: ignore[attr-defined]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "cityscore"
 
 
