@@ -10,8 +10,10 @@ is rolled back, and the app under test is bound to that same connection.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +139,27 @@ def connection(engine: Engine) -> Iterator[Any]:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(rate_limit_enabled=False, city_timezone="America/New_York")
+
+
+# 02:30 UTC on 2026-05-16 is 22:30 on 2026-05-15 in New York (EDT, UTC-4): the city's date
+# is not the UTC date, so a test of "today" also checks whose calendar it is.
+FROZEN_NOW = dt.datetime(2026, 5, 16, 2, 30, tzinfo=dt.UTC)
+
+
+class _FrozenDatetime(dt.datetime):
+    @classmethod
+    def now(cls, tz: dt.tzinfo | None = None) -> _FrozenDatetime:
+        now = FROZEN_NOW.astimezone(tz) if tz is not None else FROZEN_NOW.replace(tzinfo=None)
+        return cls.combine(now.date(), now.timetz())
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings.today() reads a fixed instant: FROZEN_NOW, 2026-05-15 in New York."""
+    import api.settings
+
+    clock = types.SimpleNamespace(**{**vars(dt), "datetime": _FrozenDatetime})
+    monkeypatch.setattr(api.settings, "dt", clock)
 
 
 @pytest.fixture
