@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from alembic.config import Config
 from fastapi.testclient import TestClient
+from hypothesis import Phase
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -33,6 +35,12 @@ from db import migrate
 from db.session import make_engine, session_factory
 
 ROOT = Path(__file__).resolve().parent.parent
+# `make mutation` sets HYPOTHESIS_PROFILE=mutation: a property test that a mutant fails is a
+# kill as soon as it fails, so shrinking the example (most of the time spent) is skipped.
+hypothesis_settings.register_profile(
+    "mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate), database=None
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 BACKENDS = ("sqlite", "postgresql")
 TABLES = (
     "audit_log",
