@@ -19,7 +19,7 @@ import pytest
 
 from api.scoring.aggregates import Point, Series
 from api.scoring.engine import Calendar, Dense, score_columns
-from api.scoring.scores import MetricSpec, WindowScore, score_as_of
+from api.scoring.scores import MetricSpec, WindowScore, metric_logic, score_as_of
 
 D = dt.date
 AS_OF = D(2026, 5, 16)
@@ -134,3 +134,17 @@ def test_lower_is_better_pooled_ratio_without_events_has_no_score(engine: Engine
     rows = [(D(2026, 5, 4), 0.0, 50.0), (D(2026, 5, 8), 0.0, 30.0)]  # 0/80 = 0
     week = engine(spec, points(rows))[1]
     assert week == WindowScore(None, 0.0, 80.0)
+
+
+@pytest.mark.parametrize(
+    ("direction", "reference", "logic"),
+    [
+        # the published formula: the target over the pooled ratio, the ratio parenthesised
+        ("lower_is_better", "target", "target / (sum(numerator_value)/sum(denominator_value))"),
+        ("higher_is_better", "target", "sum(numerator_value)/sum(denominator_value)/target"),
+        ("lower_is_better", "baseline", "historical_ratio / current_ratio"),
+        ("higher_is_better", "baseline", "current_ratio / historical_ratio"),
+    ],
+)
+def test_pooled_ratio_metric_logic(direction: str, reference: str, logic: str) -> None:
+    assert metric_logic(direction, "pooled_ratio", reference) == logic
