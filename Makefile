@@ -10,7 +10,7 @@ HASH := $(shell cksum < pyproject.toml | cut -d' ' -f1)
 RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 DEV_STAMP := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: install install-run run test lint fuzz audit-deps openapi bench clean
+.PHONY: install install-run run test lint fuzz audit-deps openapi bench mutation clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -56,6 +56,14 @@ test: lint audit-deps
 fuzz: install
 	FUZZ_CASES=$${FUZZ_CASES:-20000} $(BIN)/pytest tests/reliability/test_fuzz.py
 
+# Mutation check of api/scoring and api/http (mutmut; settings in pyproject.toml
+# [tool.mutmut]) against the fast tests that exercise them, on SQLite. Not part of `make test`.
+# Resumes where it stopped; `rm -rf mutants` to start over. Score in docs/mutation.md.
+MUTMUT_CHILDREN ?= 2
+mutation: install
+	HYPOTHESIS_PROFILE=mutation $(BIN)/mutmut run --max-children $(MUTMUT_CHILDREN)
+	$(BIN)/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
+
 openapi: install
 	$(BIN)/python -m api.openapi > openapi/openapi.json
 
@@ -64,4 +72,4 @@ bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache mutants

@@ -33,7 +33,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.run import CITYSCORE, WORK, Server, descendants, pg_dbname, pg_exec, run_cli
+from bench.processes import CITYSCORE, WORK, Server, descendants, pg_dbname, pg_exec, run_cli
 
 DEFAULT_PG = "postgresql+psycopg://root@127.0.0.1:5432/soak_cityscore"
 MAX_DURATION = 3600

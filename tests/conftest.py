@@ -10,8 +10,10 @@ is rolled back, and the app under test is bound to that same connection.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,8 @@ from typing import Any
 import pytest
 from alembic.config import Config
 from fastapi.testclient import TestClient
+from hypothesis import Phase
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -31,6 +35,12 @@ from db import migrate
 from db.session import make_engine, session_factory
 
 ROOT = Path(__file__).resolve().parent.parent
+# `make mutation` sets HYPOTHESIS_PROFILE=mutation: a property test that a mutant fails is a
+# kill as soon as it fails, so shrinking the example (most of the time spent) is skipped.
+hypothesis_settings.register_profile(
+    "mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate), database=None
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 BACKENDS = ("sqlite", "postgresql")
 TABLES = (
     "run_figures",
@@ -140,6 +150,27 @@ def connection(engine: Engine) -> Iterator[Any]:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(rate_limit_enabled=False, city_timezone="America/New_York")
+
+
+# 02:30 UTC on 2026-05-16 is 22:30 on 2026-05-15 in New York (EDT, UTC-4): the city's date
+# is not the UTC date, so a test of "today" also checks whose calendar it is.
+FROZEN_NOW = dt.datetime(2026, 5, 16, 2, 30, tzinfo=dt.UTC)
+
+
+class _FrozenDatetime(dt.datetime):
+    @classmethod
+    def now(cls, tz: dt.tzinfo | None = None) -> _FrozenDatetime:
+        now = FROZEN_NOW.astimezone(tz) if tz is not None else FROZEN_NOW.replace(tzinfo=None)
+        return cls.combine(now.date(), now.timetz())
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings.today() reads a fixed instant: FROZEN_NOW, 2026-05-15 in New York."""
+    import api.settings
+
+    clock = types.SimpleNamespace(**{**vars(dt), "datetime": _FrozenDatetime})
+    monkeypatch.setattr(api.settings, "dt", clock)
 
 
 @pytest.fixture

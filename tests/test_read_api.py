@@ -149,9 +149,13 @@ def test_metrics_list_filters(client: TestClient, admin: dict[str, str]) -> None
     assert r.headers["content-type"] == "application/problem+json"
 
 
-def test_metric_fields_and_targets(client: TestClient, admin: dict[str, str]) -> None:
+def test_metric_fields_and_targets(
+    client: TestClient, admin: dict[str, str], frozen_clock: None
+) -> None:
     _catalogue(client, admin)
-    future = (dt.date.today() + dt.timedelta(days=400)).isoformat()
+    # the frozen clock's city date is 2026-05-15: a target from the 16th (already the date in
+    # UTC) is not yet in force
+    future = "2026-05-16"
     put_metric(
         client,
         admin,

@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from api.cityscore import materialise, reads
 from api.keys import service as keys
-from api.scoring.windows import date_range, windows_as_of
+from api.scoring.windows import Window, date_range
 from db.models import Metric, MetricValue, utcnow
 
 D = dt.date
@@ -127,7 +127,30 @@ def ratio_rows(
     return rows
 
 
-W = windows_as_of(AS_OF)
+# The windows as of Saturday 2026-05-16, written out (not taken from the code under test).
+W = {
+    "day": Window(D(2026, 5, 15), D(2026, 5, 15)),
+    "week": Window(D(2026, 5, 4), D(2026, 5, 10)),
+    "month": Window(D(2026, 4, 1), D(2026, 4, 30)),
+    "quarter": Window(D(2026, 2, 1), D(2026, 4, 30)),
+}
+# Boston's published scores as of 2026-05-16 (15 decimals), from which CityScore is worked
+# out by hand below: 311 scores every window; EMS (no April data) only day and week; BFD
+# (no value on 05-15, none in April) only the week.
+F311 = {
+    "day": 0.989847715736041,  # 741/788/0.95
+    "week": 0.980634610398676,  # 4917/5278/0.95
+    "month": 0.942729614196907,  # 20973/23418/0.95
+    "quarter": 0.942380231712577,  # 67842/75779/0.95
+}
+F_EMS = 0.845070422535211  # 6.0/7.1
+F_BFD = 0.906156343656344  # (14513/77)/208
+CITY_2026_05_16 = {
+    "day": (F311["day"] + F_EMS) / 2,
+    "week": (F311["week"] + F_EMS + F_BFD) / 3,
+    "month": F311["month"],
+    "quarter": F311["quarter"],
+}
 
 
 def rows_311() -> list[Row]:
@@ -224,12 +247,15 @@ def by_slug(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {m["metric"]: m for m in doc["metrics"]}
 
 
-def expected_city(doc: dict[str, Any]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
+def assert_city(score: dict[str, float | None], expected: Mapping[str, float | None]) -> None:
+    """CityScore equals hand-worked figures (means of 15-decimal figures: 1e-15 apart)."""
+    assert set(score) == set(WINDOWS) == set(expected)
     for w in WINDOWS:
-        present = [m[w]["score"] for m in doc["metrics"] if m[w]["score"] is not None]
-        out[w] = math.fsum(present) / len(present) if present else None
-    return out
+        want = expected[w]
+        if want is None:
+            assert score[w] is None, w
+        else:
+            assert score[w] == pytest.approx(want, rel=0, abs=1e-15), w
 
 
 # --- /v1/cityscore -------------------------------------------------------------------------
@@ -283,19 +309,38 @@ def test_cityscore_reproduces_boston_figures(client: TestClient, boston: dict[st
     }
 
     # CityScore = plain mean of the listed metrics' non-null scores; "hidden" not counted
-    assert doc["score"] == expected_city(doc)
+    assert_city(doc["score"], CITY_2026_05_16)
     assert doc["score"]["day"] == pytest.approx(
         (741 / 788 / 0.95 + 6.0 / 7.1) / 2, rel=0, abs=1e-15
     )
 
 
+# "hidden" scores 50 on every window (mean 50, target 1): counted, it would move each figure.
+# As of 2026-03-01 only 311 has data (February: 790/880 a day, every window).
+# As of 2026-06-01 (month May, quarter March..May): 311's May is (741+4917)/(788+5278) =
+# 5658/6066; its March is 30 days of 790/880 plus 03-31's remainder of the Feb..Mar spread,
+# (46869-58*790)/(52361-58*880) = 1049/1321, so March..May is (23700+1049+20973+5658)/
+# (26400+1321+23418+6066) = 51380/57205. EMS's May median is 7.1 (8 values, middle two 7.1);
+# BFD's May is the same week against the same 77 baseline days. No day or week data.
+WITHOUT_HIDDEN: dict[str, Mapping[str, float | None]] = {
+    "2026-05-16": CITY_2026_05_16,
+    "2026-03-01": {w: 790 / 880 / 0.95 for w in WINDOWS},
+    "2026-06-01": {
+        "day": None,
+        "week": None,
+        "month": (5658 / 6066 / 0.95 + F_EMS + F_BFD) / 3,
+        "quarter": (51380 / 57205 / 0.95 + F_EMS + F_BFD) / 3,
+    },
+}
+
+
 def test_cityscore_excludes_metric_not_in_cityscore(
     client: TestClient, boston: dict[str, int]
 ) -> None:
-    for as_of in ("2026-05-16", "2026-03-01", "2026-06-01"):
+    for as_of, expected in WITHOUT_HIDDEN.items():
         doc = cityscore(client, as_of)
         assert "hidden" not in by_slug(doc)
-        assert doc["score"] == expected_city(doc)
+        assert_city(doc["score"], expected)
     # ... but its scores exist
     r = get_ok(client, "/v1/metrics/hidden/scores?start=2026-05-16&end=2026-05-16").json()
     assert r["data"][0]["week"] == 50.0
@@ -347,10 +392,21 @@ def test_history_agrees_with_cityscore_for_every_date(
     start, end = D(2026, 4, 1), D(2026, 5, 30)
     data = get_ok(client, f"/v1/cityscore/history?start={start}&end={end}").json()["data"]
     assert [row["as_of"] for row in data] == [d.isoformat() for d in date_range(start, end)]
-    for row in data:
+    # CityScore from another source: the mean of each metric's own stored scores
+    per_metric = [
+        get_ok(client, f"/v1/metrics/{slug}/scores?start={start}&end={end}").json()["data"]
+        for slug in ("311-call-center", "ems-response", "bfd-incidents")
+    ]
+    for row, *metric_rows in zip(data, *per_metric, strict=True):
         doc = cityscore(client, row["as_of"])
         assert {w: row[w] for w in WINDOWS} == doc["score"], row["as_of"]
-        assert doc["score"] == expected_city(doc), row["as_of"]
+        for w in WINDOWS:
+            present = [m[w] for m in metric_rows if m[w] is not None]
+            mean = math.fsum(present) / len(present) if present else None
+            assert row[w] == (None if mean is None else pytest.approx(mean, rel=1e-15)), w
+    assert_city(
+        {w: r[w] for r in data if r["as_of"] == "2026-05-16" for w in WINDOWS}, CITY_2026_05_16
+    )
     assert any(row["day"] is not None for row in data)
 
 
@@ -420,7 +476,15 @@ def test_target_change_rescores_and_changes_etag(
     assert m["target"] == 0.9
     assert m["day"]["score"] == pytest.approx(741 / 788 / 0.9, rel=1e-15)
     assert m["day"]["score"] != by_slug(first.json())["311-call-center"]["day"]["score"]
-    assert second.json()["score"] == expected_city(second.json())
+    assert_city(
+        second.json()["score"],
+        {
+            "day": (741 / 788 / 0.9 + F_EMS) / 2,
+            "week": (4917 / 5278 / 0.9 + F_EMS + F_BFD) / 3,
+            "month": 20973 / 23418 / 0.9,
+            "quarter": 67842 / 75779 / 0.9,
+        },
+    )
     s = client.get(scores_url, headers={"If-None-Match": scores_etag})
     assert s.status_code == 200 and s.json()["data"][0]["day"] == m["day"]["score"]
     h = client.get(history_url, headers={"If-None-Match": history_etag})
@@ -440,7 +504,15 @@ def test_in_cityscore_change_updates_cityscore(
     )
     doc = cityscore(client, "2026-05-16")
     assert by_slug(doc)["hidden"]["week"]["score"] == 50.0
-    assert doc["score"] == expected_city(doc)
+    assert_city(  # "hidden" scores 50 on every window
+        doc["score"],
+        {
+            "day": (F311["day"] + F_EMS + 50) / 3,
+            "week": (F311["week"] + F_EMS + F_BFD + 50) / 4,
+            "month": (F311["month"] + 50) / 2,
+            "quarter": (F311["quarter"] + 50) / 2,
+        },
+    )
     history = get_ok(client, "/v1/cityscore/history?start=2026-05-16&end=2026-05-16").json()
     assert {w: history["data"][0][w] for w in WINDOWS} == doc["score"]
 
@@ -570,12 +642,12 @@ def test_rescore_days_matches_full_rescore(
     assert incremental[1] == full[1]
 
 
-def test_cityscore_default_as_of_is_today(client: TestClient, boston: dict[str, int]) -> None:
-    from api.settings import Settings
-
-    today = Settings(city_timezone="America/New_York").today()
+def test_cityscore_default_as_of_is_today(
+    client: TestClient, boston: dict[str, int], frozen_clock: None
+) -> None:
     doc = get_ok(client, "/v1/cityscore").json()
-    assert doc["as_of"] == today.isoformat()
+    assert doc["as_of"] == "2026-05-15"  # 02:30 UTC on the 16th is still the 15th in New York
+    assert doc["windows"]["day"] == {"start": "2026-05-14", "end": "2026-05-14"}
 
 
 def test_history_and_scores_csv(client: TestClient, boston: dict[str, int]) -> None:
@@ -635,7 +707,7 @@ def test_caching_headers_and_idempotent_put(
     assert r2.status_code == 200 and r2.headers["etag"] != etag
     doc = r2.json()
     assert set(by_slug(doc)) == {"311-call-center", "bfd-incidents"}
-    assert doc["score"] == expected_city(doc)
+    assert_city(doc["score"], {**F311, "week": (F311["week"] + F_BFD) / 2})
     assert doc["score"]["day"] == by_slug(doc)["311-call-center"]["day"]["score"]
     hist = get_ok(client, "/v1/cityscore/history?start=2026-05-16&end=2026-05-16").json()
     assert {w: hist["data"][0][w] for w in WINDOWS} == doc["score"]
@@ -663,23 +735,28 @@ def test_metric_without_any_data(
     assert entry["target"] == 6.0 and entry["metric_logic"] == "target / median"
     for w in WINDOWS:
         assert entry[w] == {"score": None, "numerator": 6.0, "denominator": None}
-    assert doc["score"] == before["score"] == expected_city(doc)
+    assert doc["score"] == before["score"]
+    assert_city(doc["score"], CITY_2026_05_16)
     data = get_ok(client, "/v1/metrics/empty/scores?start=2026-05-01&end=2026-05-31").json()
     assert len(data["data"]) == 31
     assert all(row[w] is None for row in data["data"] for w in WINDOWS)
 
 
-@pytest.mark.parametrize("as_of", ["0100-01-01", "9899-12-31", "2024-02-29", "2024-03-01"])
+@pytest.mark.parametrize(
+    ("as_of", "quarter"),
+    [
+        ("0100-01-01", ("0099-10-01", "0099-12-31")),  # the three months before January
+        ("9899-12-31", ("9899-09-01", "9899-11-30")),
+        ("2024-02-29", ("2023-11-01", "2024-01-31")),
+        ("2024-03-01", ("2023-12-01", "2024-02-29")),  # a leap February ends the quarter
+    ],
+)
 def test_extreme_and_leap_as_of_dates(
-    client: TestClient, boston: dict[str, int], as_of: str
+    client: TestClient, boston: dict[str, int], as_of: str, quarter: tuple[str, str]
 ) -> None:
     doc = cityscore(client, as_of)
     assert doc["as_of"] == as_of
-    windows = windows_as_of(D.fromisoformat(as_of))
-    assert doc["windows"]["quarter"] == {
-        "start": windows["quarter"].start.isoformat(),
-        "end": windows["quarter"].end.isoformat(),
-    }
+    assert doc["windows"]["quarter"] == {"start": quarter[0], "end": quarter[1]}
     get_ok(client, f"/v1/cityscore/history?start={as_of}&end={as_of}")
     get_ok(client, f"/v1/metrics/bfd-incidents/scores?start={as_of}&end={as_of}")
 

@@ -50,13 +50,6 @@ def admin(session: Session) -> dict[str, str]:
     return admin_headers(session)
 
 
-def number(x: float | None) -> str:
-    if x is None:
-        return ""
-    text = repr(x)
-    return text[:-2] if text.endswith(".0") else text
-
-
 def assert_problem(r: Any, status: int) -> dict[str, Any]:
     assert r.status_code == status, (r.status_code, r.text)
     assert r.headers["content-type"] == "application/problem+json"
@@ -67,18 +60,30 @@ def assert_problem(r: Any, status: int) -> dict[str, Any]:
     return body
 
 
-def value_csv_row(row: dict[str, Any]) -> list[str]:
-    """A JSON bulk-value row written the way the CSV writes it."""
-    return [
+def json_value_row(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A JSON bulk-value row's fields, to compare with ``csv_value_row``."""
+    numbers = (row["value"], row["numerator"], row["denominator"])
+    return (
         row["metric"],
         row["department"],
         row["date"],
-        number(row["value"]),
-        number(row["numerator"]),
-        number(row["denominator"]),
-        "true" if row["deleted"] else "false",
-        csv_instant(instant(row["updated_at"])),
-    ]
+        *numbers,
+        row["deleted"],
+        instant(row["updated_at"]),
+    )
+
+
+def csv_value_row(cells: list[str]) -> tuple[Any, ...]:
+    """A CSV bulk-value row read back: each number must parse to the JSON's double exactly."""
+    metric, department, date, *numbers, deleted, updated_at = cells
+    assert not any(c.endswith(".0") for c in numbers), cells  # whole numbers without ".0"
+    parsed = (float(c) if c else None for c in numbers)
+    flag = {"true": True, "false": False}[deleted]
+    return (metric, department, date, *parsed, flag, instant(updated_at))
+
+
+def assert_csv_matches_json(csv_rows: list[list[str]], json_rows: list[dict[str, Any]]) -> None:
+    assert [csv_value_row(c) for c in csv_rows] == [json_value_row(r) for r in json_rows]
 
 
 # --- CSV -----------------------------------------------------------------------------------
@@ -163,23 +168,24 @@ def test_values_csv_bytes_exactly(client: TestClient, session: Session, admin: d
     assert r.headers["content-type"] == CSV_TYPE
     assert r.headers["content-disposition"] == 'attachment; filename="values.csv"'
     expected = (
-        "metric,department,date,value,numerator,denominator,deleted,updated_at\r\n"
-        f"m1,parks,2026-01-01,{number(741 / 788)},741,788,false,2026-01-02T03:04:05.6789Z\r\n"
-        f"m1,parks,2026-01-02,{number(1 / 3)},1,3,false,2026-01-02T03:04:05Z\r\n"
-        "m2,parks,2026-01-01,-2.5,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,parks,2026-01-02,0.1,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,parks,2026-01-03,1e-05,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,parks,2026-01-04,12345678,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,parks,2026-01-05,1e+22,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,parks,2026-01-06,0,,,false,2026-01-02T03:04:05.6789Z\r\n"
-        "m2,parks,2026-01-07,123.456,,,false,2026-01-02T03:04:05.6789Z\r\n"
-    ).encode()
+        b"metric,department,date,value,numerator,denominator,deleted,updated_at\r\n"
+        # 741/788 and 1/3 in their shortest round-trip form (17 and 16 significant digits)
+        b"m1,parks,2026-01-01,0.9403553299492385,741,788,false,2026-01-02T03:04:05.6789Z\r\n"
+        b"m1,parks,2026-01-02,0.3333333333333333,1,3,false,2026-01-02T03:04:05Z\r\n"
+        b"m2,parks,2026-01-01,-2.5,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        b"m2,parks,2026-01-02,0.1,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        b"m2,parks,2026-01-03,1e-05,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        b"m2,parks,2026-01-04,12345678,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        b"m2,parks,2026-01-05,1e+22,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        b"m2,parks,2026-01-06,0,,,false,2026-01-02T03:04:05.6789Z\r\n"
+        b"m2,parks,2026-01-07,123.456,,,false,2026-01-02T03:04:05.6789Z\r\n"
+    )
     assert r.content == expected
     assert client.get("/v1/values", headers={"Accept": "text/csv"}).content == expected
     assert client.get("/v1/values.csv?bom=1").content == b"\xef\xbb\xbf" + expected
     # the JSON of the same rows reads back as the same numbers
-    json_rows = [value_csv_row(row) for row in client.get("/v1/values").json()["data"]]
-    assert json_rows == parse_csv(expected)[1:]
+    json_rows = client.get("/v1/values").json()["data"]
+    assert_csv_matches_json(parse_csv(expected)[1:], json_rows)
 
 
 def test_values_csv_numbers_between_1e15_and_1e16(
@@ -316,13 +322,13 @@ def test_paging_equals_the_csv(client: TestClient, session: Session, admin: dict
     assert keys == sorted(keys)
     csv_rows = parse_csv(client.get("/v1/values.csv").content)
     assert csv_rows[0] == VALUE_HEADER
-    assert [value_csv_row(r) for r in rows] == csv_rows[1:]
+    assert_csv_matches_json(csv_rows[1:], rows)
 
     # a filtered query, with an odd page size
     rows, _ = collect_pages(client, "/v1/values?department=d2&start=2023-03-01&limit=333")
     csv_rows = parse_csv(client.get("/v1/values.csv?department=d2&start=2023-03-01").content)
     assert len(rows) == 2 * (1000 - 59)
-    assert [value_csv_row(r) for r in rows] == csv_rows[1:]
+    assert_csv_matches_json(csv_rows[1:], rows)
 
     # one metric's periods and the catalogue page the same way
     rows, _ = collect_pages(client, "/v1/metrics/b/values?interval=week&limit=7")
@@ -854,7 +860,7 @@ def test_csv_and_paging_through_a_real_engine(
         assert len(csv_rows) == 2401
         rows, pages = collect_pages(c, "/v1/values?limit=500")
         assert pages == 5
-        assert [value_csv_row(row) for row in rows] == csv_rows[1:]
+        assert_csv_matches_json(csv_rows[1:], rows)
         etag = c.get("/v1/values").headers["etag"]
         assert c.get("/v1/values", headers={"If-None-Match": etag}).status_code == 304
         assert parse_csv(c.get("/v1/departments.csv").content)[1][1] == 'Name, with "quotes"'

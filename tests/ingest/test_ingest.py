@@ -203,13 +203,12 @@ def test_empty_batch_is_a_422_and_stores_nothing(
 
 
 def test_today_in_the_city_is_accepted_tomorrow_is_not(
-    client: TestClient, dept: dict[str, str], settings: Settings
+    client: TestClient, dept: dict[str, str], frozen_clock: None
 ) -> None:
-    today = settings.today()
-    tomorrow = today + dt.timedelta(days=1)
+    # 02:30 UTC on 2026-05-16 is 22:30 on 05-15 in New York: the 16th is still tomorrow there
     rows = [
-        {"metric": "wait-minutes", "date": today.isoformat(), "value": 1},
-        {"metric": "wait-minutes", "date": tomorrow.isoformat(), "value": 1},
+        {"metric": "wait-minutes", "date": "2026-05-15", "value": 1},
+        {"metric": "wait-minutes", "date": "2026-05-16", "value": 1},
     ]
     assert problems(post(client, dept, rows)) == [(1, "date")]
     assert counts(receipt(post(client, dept, rows[:1]))) == (1, 1, 0, 0, 0)

@@ -26,7 +26,8 @@ from api.scoring.engine import (
 )
 from api.scoring.scores import DIRECTIONS, REFERENCES, MetricSpec, score_as_of
 from api.scoring.scores import has_current_data as reference_has_current_data
-from api.scoring.windows import date_range, windows_as_of
+from api.scoring.windows import date_range
+from tests.scoring import naive
 
 D = dt.date
 REL = 1e-12
@@ -132,7 +133,7 @@ def _check(spec: MetricSpec, points: list[Point], dates: list[dt.date]) -> None:
     flags = has_current_data(calendar, dense).tolist()
     assert flags == [reference_has_current_data(series, d) for d in dates]
     stored = has_window_data(calendar, dense).tolist()
-    assert stored == [any(series.has_data(*w) for w in windows_as_of(d).values()) for d in dates]
+    assert stored == [any(series.has_data(*w) for w in naive.windows(d).values()) for d in dates]
 
 
 def series_sorted(points: list[Point]) -> list[Point]:

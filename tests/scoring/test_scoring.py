@@ -31,6 +31,7 @@ from api.scoring.windows import (
     shift_years,
     windows_as_of,
 )
+from tests.scoring import naive
 
 D = dt.date
 AS_OF = D(2026, 5, 16)
@@ -85,7 +86,13 @@ def spec(
 # --- Boston check figures (DESIGN.md, run of 2026-05-16) ------------------------------------
 
 SPEC_311 = spec("pooled_ratio", target=0.95)
-W = windows_as_of(AS_OF)
+# The windows as of Saturday 2026-05-16, written out (not taken from the code under test).
+W = {
+    "day": Window(D(2026, 5, 15), D(2026, 5, 15)),
+    "week": Window(D(2026, 5, 4), D(2026, 5, 10)),
+    "month": Window(D(2026, 4, 1), D(2026, 4, 30)),
+    "quarter": Window(D(2026, 2, 1), D(2026, 4, 30)),
+}
 SERIES_311 = ratios(
     [
         (D(2026, 5, 15), 741.0, 788.0),
@@ -257,6 +264,16 @@ def test_windows_2026(
 def test_windows_year_change_and_leap(as_of: str, expected: dict[str, tuple[str, str]]) -> None:
     w = windows_as_of(D.fromisoformat(as_of))
     assert {k: (v.start.isoformat(), v.end.isoformat()) for k, v in w.items()} == expected
+
+
+def test_naive_windows_agree_with_windows_as_of() -> None:
+    """The day-by-day windows the naive oracles below use are the published ones."""
+    for as_of in days(D(2023, 11, 1), D(2025, 3, 31)):
+        ws = windows_as_of(as_of)
+        assert naive.windows(as_of) == ws, as_of
+        for w in ws.values():
+            for k in (1, 3, 4):
+                assert naive.shifted(w, k) == shift_window(w, k), (as_of, w, k)
 
 
 def test_windows_brute_force_properties() -> None:
@@ -695,11 +712,11 @@ def test_metric_logic(direction: str, aggregation: str, reference: str, logic: s
 def _brute_force_affected(x: dt.date, baseline_years: int) -> set[dt.date]:
     out = set()
     for as_of in days(x - dt.timedelta(days=10), x + dt.timedelta(days=366 * baseline_years + 140)):
-        for w in windows_as_of(as_of).values():
+        for w in naive.windows(as_of).values():
             if w.start <= x <= w.end:
                 out.add(as_of)
             for k in range(1, baseline_years + 1):
-                s = shift_window(w, k)
+                s = naive.shifted(w, k)
                 if s.start <= x <= s.end:
                     out.add(as_of)
     return out
@@ -780,7 +797,7 @@ def _naive(spec_: MetricSpec, points: dict[dt.date, float], as_of: dt.date) -> l
             return None
         return statistics.median(xs) if spec_.aggregation == "median" else sum(xs) / len(xs)
 
-    ws = windows_as_of(as_of)
+    ws = naive.windows(as_of)
     out: list[float | None] = []
     for name in WINDOW_NAMES:
         a = agg(inside(*ws[name]))
@@ -790,7 +807,7 @@ def _naive(spec_: MetricSpec, points: dict[dt.date, float], as_of: dt.date) -> l
             ref_window = ws["week"] if name == "day" else ws[name]
             pooled: list[float] = []
             for k in range(1, spec_.baseline_years + 1):
-                pooled += inside(*shift_window(ref_window, k))
+                pooled += inside(*naive.shifted(ref_window, k))
             r = sum(pooled) / len(pooled) if pooled else None
         if a is None or r is None:
             out.append(None)
