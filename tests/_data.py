@@ -28,16 +28,22 @@ R = ValueRevision.__table__  # type: ignore[attr-defined]
 TARGET_FROM = "2000-01-01"
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def admin_headers(session: Session) -> dict[str, str]:
+    """Headers of a new admin key (flushed into the session's transaction)."""
     _, token = keys.create(session, name="t", admin=True)
     session.flush()
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(token)
 
 
 def department_headers(session: Session, department: str) -> dict[str, str]:
+    """Headers of a new key of one department."""
     _, token = keys.create(session, name="d", department=department)
     session.flush()
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(token)
 
 
 def put_department(
@@ -71,10 +77,15 @@ def metric_body(
     direction: str = "higher_is_better",
     reference: str = "target",
     targets: list[dict[str, Any]] | None = None,
+    target: float | None = None,
+    target_from: str = TARGET_FROM,
     **extra: Any,
 ) -> dict[str, Any]:
+    """A PUT body; ``target`` is shorthand for one target in force since ``target_from``."""
     if targets is None:
-        targets = [{"effective_from": TARGET_FROM, "value": 0.9}] if reference == "target" else []
+        value = 0.9 if target is None else target
+        one = [{"effective_from": target_from, "value": value}]
+        targets = one if reference == "target" else []
     return {
         "name": name,
         "description": extra.pop("description", None),

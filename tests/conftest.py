@@ -184,6 +184,14 @@ def session(connection: Any) -> Iterator[Session]:
 
 
 @pytest.fixture
+def admin(session: Session) -> dict[str, str]:
+    """Authorization headers of a new admin key, in the test's transaction."""
+    from tests._data import admin_headers
+
+    return admin_headers(session)
+
+
+@pytest.fixture
 def client(connection: Any, settings: Settings) -> Iterator[TestClient]:
     """The app over HTTP, bound to the test's connection (sees and rolls back the same data)."""
     app = create_app(settings, bind=connection)

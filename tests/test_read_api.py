@@ -14,7 +14,6 @@ from sqlmodel import Session
 
 from tests._data import (
     add_revision,
-    admin_headers,
     department_headers,
     insert_values,
     instant,
@@ -42,11 +41,6 @@ METRIC_FIELDS = {
     "source_url",
     "updated_at",
 }
-
-
-@pytest.fixture
-def admin(session: Session) -> dict[str, str]:
-    return admin_headers(session)
 
 
 def slugs(body: dict[str, Any]) -> list[str]:

@@ -12,16 +12,12 @@ from sqlmodel import Session
 
 from api.keys import service as keys
 from db.models import ApiKey, AuditEntry, utcnow
-from tests._data import admin_headers, department_headers, put_department, put_metric
+from tests._data import bearer, department_headers, put_department, put_metric
 
 A = AuditEntry.__table__  # type: ignore[attr-defined]
 K = ApiKey.__table__  # type: ignore[attr-defined]
 INGEST = "/v1/ingest/values"
 VALUES = [{"metric": "calls-on-time", "date": "2026-05-01", "numerator": 9, "denominator": 10}]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def audit(client: TestClient, admin: dict[str, str], **params: Any) -> list[dict[str, Any]]:
@@ -34,11 +30,6 @@ def audit(client: TestClient, admin: dict[str, str], **params: Any) -> list[dict
 
 def audit_count(session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(A)).scalar_one())
-
-
-@pytest.fixture
-def admin(session: Session) -> dict[str, str]:
-    return admin_headers(session)
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from api.keys import service as keys
 from db.models import utcnow
+from tests._data import admin_headers, department_headers, put_metric
 
 AS_OF = "2026-05-16"
 METRIC = "calls"
@@ -36,29 +36,14 @@ ENDPOINTS = (
 )
 
 
-def bearer(session: Session, **kwargs: Any) -> dict[str, str]:
-    _, token = keys.create(session, name="k", **kwargs)
-    session.flush()
-    return {"Authorization": f"Bearer {token}"}
-
-
 def instant(at: dt.datetime) -> str:
     return at.isoformat(timespec="microseconds") + "Z"
 
 
-def put_metric(client: TestClient, admin: dict[str, str], slug: str, **fields: Any) -> Any:
-    body = {
-        "name": fields.pop("name", slug.title()),
-        "department": "d311",
-        "direction": "higher_is_better",
-        "aggregation": "pooled_ratio",
-        "reference": "target",
-        "targets": [{"effective_from": "2020-01-01", "value": 0.95}],
-        **fields,
-    }
-    r = client.put(f"/v1/metrics/{slug}", json=body, headers=admin)
-    assert r.status_code in (200, 201), r.text
-    return r
+def define(client: TestClient, admin: dict[str, str], slug: str, **fields: Any) -> Any:
+    """PUT a d311 metric: by default a pooled ratio against 0.95 since 2020, named by slug."""
+    defaults = {"name": slug.title(), "target": 0.95, "target_from": "2020-01-01"}
+    return put_metric(client, admin, slug, "d311", **{**defaults, **fields})
 
 
 def days(start: dt.date, n: int) -> list[dt.date]:
@@ -68,11 +53,11 @@ def days(start: dt.date, n: int) -> list[dt.date]:
 @pytest.fixture
 def published(client: TestClient, session: Session) -> dict[str, Any]:
     """Values for February-May 2026 (and a year earlier for the baseline metric)."""
-    admin = bearer(session, admin=True)
+    admin = admin_headers(session)
     r = client.put("/v1/departments/d311", json={"name": "311", "cabinet": "Ops"}, headers=admin)
     assert r.status_code == 201, r.text
-    put_metric(client, admin, METRIC)
-    put_metric(
+    define(client, admin, METRIC)
+    define(
         client,
         admin,
         BASELINE,
@@ -81,7 +66,7 @@ def published(client: TestClient, session: Session) -> dict[str, Any]:
         reference="baseline",
         targets=[],
     )
-    dept = bearer(session, department="d311")
+    dept = department_headers(session, "d311")
     rows: list[dict[str, Any]] = []
     for i, day in enumerate(days(dt.date(2026, 2, 1), 110)):
         rows.append(
@@ -110,9 +95,7 @@ def revise(client: TestClient, published: dict[str, Any]) -> None:
     row = {"metric": METRIC, "date": "2026-05-15", "numerator": 40, "denominator": 100}
     r = client.post("/v1/ingest/values", json=[row], headers=published["dept"])
     assert r.json()["updated"] == 1, r.text
-    put_metric(
-        client, published["admin"], METRIC, targets=[{"effective_from": "2020-01-01", "value": 0.8}]
-    )
+    define(client, published["admin"], METRIC, target=0.8)
     gone = {"metric": BASELINE, "date": "2026-05-10", "deleted": True}
     r = client.post("/v1/ingest/values", json=[gone], headers=published["dept"])
     assert r.json()["deleted"] == 1, r.text
@@ -181,8 +164,8 @@ def test_metric_revisions_list_every_version_oldest_first(
     client: TestClient, published: dict[str, Any]
 ) -> None:
     admin = published["admin"]
-    put_metric(client, admin, METRIC)  # the same definition again: no new version
-    put_metric(client, admin, METRIC, name="Calls answered", in_cityscore=False)
+    define(client, admin, METRIC)  # the same definition again: no new version
+    define(client, admin, METRIC, name="Calls answered", in_cityscore=False)
     body = client.get(f"/v1/metrics/{METRIC}/revisions").json()
     versions = body["data"]
     assert [v["revision"] for v in versions] == [1, 2]
@@ -202,7 +185,7 @@ def test_a_metric_left_out_of_cityscore_is_in_the_old_answer_only(
     client: TestClient, published: dict[str, Any]
 ) -> None:
     between = utcnow()
-    put_metric(client, published["admin"], METRIC, in_cityscore=False)
+    define(client, published["admin"], METRIC, in_cityscore=False)
     now = client.get(f"/v1/cityscore?as_of={AS_OF}").json()
     then = client.get(f"/v1/cityscore?as_of={AS_OF}&as_known_at={instant(between)}").json()
     assert [m["metric"] for m in now["metrics"]] == [BASELINE]

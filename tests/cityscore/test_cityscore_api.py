@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 from sqlmodel import Session
 
 from api.cityscore import materialise, reads
-from api.keys import service as keys
 from api.scoring.windows import Window, date_range
 from db.models import Metric, MetricValue, utcnow
+from tests._data import admin_headers, metric_id, put_department, put_metric
 
 D = dt.date
 AS_OF = D(2026, 5, 16)
@@ -38,58 +37,10 @@ M = Metric.__table__  # type: ignore[attr-defined]
 V = MetricValue.__table__  # type: ignore[attr-defined]
 
 Row = tuple[dt.date, float | None, float | None, float | None]
+TARGETS_FROM = "2020-01-01"  # these metrics have no target in force before 2020
 
 
 # --- set-up helpers ------------------------------------------------------------------------
-
-
-def admin(session: Session) -> dict[str, str]:
-    _, token = keys.create(session, name="t", admin=True)
-    session.flush()
-    return {"Authorization": f"Bearer {token}"}
-
-
-def put_department(client: TestClient, headers: Mapping[str, str], slug: str) -> None:
-    body = {"name": slug.upper(), "cabinet": "Operations"}
-    r = client.put(f"/v1/departments/{slug}", json=body, headers=dict(headers))
-    assert r.status_code in (200, 201), r.text
-
-
-def metric_body(
-    department: str,
-    direction: str,
-    aggregation: str,
-    reference: str,
-    target: float | None = None,
-    *,
-    baseline_years: int = 10,
-    in_cityscore: bool = True,
-    name: str | None = None,
-) -> dict[str, Any]:
-    targets = [] if target is None else [{"effective_from": "2020-01-01", "value": target}]
-    return {
-        "name": name or f"{department} metric",
-        "department": department,
-        "direction": direction,
-        "aggregation": aggregation,
-        "reference": reference,
-        "targets": targets,
-        "baseline_years": baseline_years,
-        "in_cityscore": in_cityscore,
-    }
-
-
-def put_metric(
-    client: TestClient, headers: Mapping[str, str], slug: str, body: dict[str, Any]
-) -> None:
-    r = client.put(f"/v1/metrics/{slug}", json=body, headers=dict(headers))
-    assert r.status_code in (200, 201), r.text
-
-
-def metric_id(session: Session, slug: str) -> int:
-    found = session.execute(select(M.c.id).where(M.c.slug == slug)).scalar()
-    assert found is not None
-    return int(found)
 
 
 def insert(session: Session, slug: str, rows: Iterable[Row]) -> int:
@@ -184,7 +135,7 @@ def rows_bfd() -> list[Row]:
 
 @pytest.fixture
 def headers(session: Session) -> dict[str, str]:
-    return admin(session)
+    return admin_headers(session)
 
 
 @pytest.fixture
@@ -197,25 +148,46 @@ def boston(client: TestClient, session: Session, headers: dict[str, str]) -> dic
         client,
         headers,
         "311-call-center",
-        metric_body("311", "higher_is_better", "pooled_ratio", "target", 0.95),
+        "311",
+        direction="higher_is_better",
+        aggregation="pooled_ratio",
+        reference="target",
+        target_from=TARGETS_FROM,
+        target=0.95,
+        name="311 metric",
     )
     put_metric(
         client,
         headers,
         "ems-response",
-        metric_body("ems", "lower_is_better", "median", "target", 6.0),
+        "ems",
+        direction="lower_is_better",
+        aggregation="median",
+        reference="target",
+        target_from=TARGETS_FROM,
+        target=6.0,
     )
     put_metric(
         client,
         headers,
         "bfd-incidents",
-        metric_body("bfd", "lower_is_better", "mean", "baseline", baseline_years=11),
+        "bfd",
+        direction="lower_is_better",
+        aggregation="mean",
+        reference="baseline",
+        baseline_years=11,
     )
     put_metric(
         client,
         headers,
         "hidden",
-        metric_body("311", "higher_is_better", "mean", "target", 1.0, in_cityscore=False),
+        "311",
+        direction="higher_is_better",
+        aggregation="mean",
+        reference="target",
+        target_from=TARGETS_FROM,
+        target=1.0,
+        in_cityscore=False,
     )
     ids = {
         "311-call-center": insert(session, "311-call-center", rows_311()),
@@ -467,7 +439,13 @@ def test_target_change_rescores_and_changes_etag(
         client,
         headers,
         "311-call-center",
-        metric_body("311", "higher_is_better", "pooled_ratio", "target", 0.9),
+        "311",
+        name="311 metric",
+        direction="higher_is_better",
+        aggregation="pooled_ratio",
+        reference="target",
+        target_from=TARGETS_FROM,
+        target=0.9,
     )
     second = client.get(url, headers={"If-None-Match": etag})
     assert second.status_code == 200
@@ -500,7 +478,13 @@ def test_in_cityscore_change_updates_cityscore(
         client,
         headers,
         "hidden",
-        metric_body("311", "higher_is_better", "mean", "target", 1.0, in_cityscore=True),
+        "311",
+        direction="higher_is_better",
+        aggregation="mean",
+        reference="target",
+        target_from=TARGETS_FROM,
+        target=1.0,
+        in_cityscore=True,
     )
     doc = cityscore(client, "2026-05-16")
     assert by_slug(doc)["hidden"]["week"]["score"] == 50.0
@@ -582,13 +566,22 @@ def test_rescore_days_matches_full_rescore(
         client,
         headers,
         "incidents",
-        metric_body("bfd", "lower_is_better", "mean", "baseline", baseline_years=2),
+        "bfd",
+        direction="lower_is_better",
+        aggregation="mean",
+        reference="baseline",
+        baseline_years=2,
     )
     put_metric(
         client,
         headers,
         "on-time",
-        metric_body("bfd", "higher_is_better", "pooled_ratio", "target", 0.8),
+        "bfd",
+        direction="higher_is_better",
+        aggregation="pooled_ratio",
+        reference="target",
+        target_from=TARGETS_FROM,
+        target=0.8,
     )
     span = date_range(D(2023, 1, 1), D(2026, 4, 30))
     a = insert(
@@ -693,7 +686,13 @@ def test_caching_headers_and_idempotent_put(
         client,
         headers,
         "311-call-center",
-        metric_body("311", "higher_is_better", "pooled_ratio", "target", 0.95),
+        "311",
+        name="311 metric",
+        direction="higher_is_better",
+        aggregation="pooled_ratio",
+        reference="target",
+        target_from=TARGETS_FROM,
+        target=0.95,
     )
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
     # taking a metric out of CityScore changes the document and its ETag
@@ -701,7 +700,13 @@ def test_caching_headers_and_idempotent_put(
         client,
         headers,
         "ems-response",
-        metric_body("ems", "lower_is_better", "median", "target", 6.0, in_cityscore=False),
+        "ems",
+        direction="lower_is_better",
+        aggregation="median",
+        reference="target",
+        target_from=TARGETS_FROM,
+        target=6.0,
+        in_cityscore=False,
     )
     r2 = client.get(url, headers={"If-None-Match": etag})
     assert r2.status_code == 200 and r2.headers["etag"] != etag
@@ -728,7 +733,13 @@ def test_metric_without_any_data(
         client,
         headers,
         "empty",
-        metric_body("ems", "lower_is_better", "median", "target", 6.0, name="Empty"),
+        "ems",
+        direction="lower_is_better",
+        aggregation="median",
+        reference="target",
+        target_from=TARGETS_FROM,
+        target=6.0,
+        name="Empty",
     )
     doc = cityscore(client, "2026-05-16")
     entry = by_slug(doc)["empty"]

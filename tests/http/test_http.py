@@ -45,11 +45,6 @@ VALUE_HEADER = [
 ]
 
 
-@pytest.fixture
-def admin(session: Session) -> dict[str, str]:
-    return admin_headers(session)
-
-
 def assert_problem(r: Any, status: int) -> dict[str, Any]:
     assert r.status_code == status, (r.status_code, r.text)
     assert r.headers["content-type"] == "application/problem+json"

@@ -19,6 +19,7 @@ from api.main import create_app
 from api.settings import Settings
 from db.models import IngestBatch, Metric, MetricValue, ValueRevision
 from db.session import session_factory
+from tests._data import bearer, department_headers, put_department, put_metric
 
 V = MetricValue.__table__  # type: ignore[attr-defined]
 R = ValueRevision.__table__  # type: ignore[attr-defined]
@@ -34,62 +35,44 @@ URL = "/v1/ingest/values"
 # --- helpers -------------------------------------------------------------------------------
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def make_key(session: Session, department: str | None = None) -> dict[str, str]:
-    _, token = keys.create(session, name="k", department=department, admin=department is None)
-    session.flush()
-    return bearer(token)
-
-
-def put_department(client: TestClient, admin: dict[str, str], slug: str) -> None:
-    body = {"name": slug.title(), "cabinet": "Operations", "description": None, "url": None}
-    r = client.put(f"/v1/departments/{slug}", json=body, headers=admin)
-    assert r.status_code in (200, 201), r.text
-
-
-def put_metric(
-    client: TestClient,
-    admin: dict[str, str],
-    slug: str,
-    department: str,
-    aggregation: str,
-    *,
-    target: float = 0.95,
-    direction: str = "higher_is_better",
-) -> None:
-    body = {
-        "name": slug.replace("-", " "),
-        "department": department,
-        "direction": direction,
-        "aggregation": aggregation,
-        "reference": "target",
-        "targets": [{"effective_from": "2000-01-01", "value": target}],
-    }
-    r = client.put(f"/v1/metrics/{slug}", json=body, headers=admin)
-    assert r.status_code in (200, 201), r.text
-
-
-@pytest.fixture
-def admin(session: Session) -> dict[str, str]:
-    return make_key(session)
-
-
 @pytest.fixture
 def catalogue(client: TestClient, admin: dict[str, str]) -> None:
     """Two departments: 311 (a pooled ratio and a mean), fire (a median)."""
     put_department(client, admin, "311")
     put_department(client, admin, "fire")
-    put_metric(client, admin, "calls-on-time", "311", "pooled_ratio")
-    put_metric(client, admin, "wait-minutes", "311", "mean", target=5, direction="lower_is_better")
-    put_metric(client, admin, "ems-response", "fire", "median", target=6.0)
+    put_metric(
+        client,
+        admin,
+        "calls-on-time",
+        "311",
+        aggregation="pooled_ratio",
+        target=0.95,
+        name="calls on time",
+    )
+    put_metric(
+        client,
+        admin,
+        "wait-minutes",
+        "311",
+        aggregation="mean",
+        target=5,
+        direction="lower_is_better",
+        name="wait minutes",
+    )
+    put_metric(
+        client,
+        admin,
+        "ems-response",
+        "fire",
+        aggregation="median",
+        target=6.0,
+        name="ems response",
+    )
 
 
 @pytest.fixture
 def dept(session: Session, catalogue: None) -> dict[str, str]:
-    return make_key(session, "311")
+    return department_headers(session, "311")
 
 
 def post(
@@ -492,7 +475,7 @@ def test_another_departments_metric_forbids_the_whole_batch(
     assert count(session, V) == 0 and count(session, B) == 0
     # An admin key may write any department's metrics.
     assert counts(receipt(post(client, admin, rows[:2]))) == (2, 2, 0, 0, 0)
-    fire = make_key(session, "fire")
+    fire = department_headers(session, "fire")
     assert counts(receipt(post(client, fire, rows[1:2]))) == (1, 0, 0, 1, 0)
 
 
@@ -636,7 +619,7 @@ def test_idempotency_key_replays_the_first_receipt(
     assert other.status_code == 409, other.text
     assert other.headers["content-type"] == "application/problem+json"
     # Keys are per API key: another key may use the same Idempotency-Key.
-    same_dept = make_key(session, "311")
+    same_dept = department_headers(session, "311")
     assert receipt(post(client, same_dept, rows, extra=idem))["batch"] != first.json()["batch"]
     # A failed request stores nothing, so the key can be used once the body is fixed.
     fresh = {"Idempotency-Key": "fix-and-retry"}
@@ -681,7 +664,7 @@ def test_batch_receipt_is_scoped_to_the_department(
     ]
     posted = receipt(post(client, dept, rows))
     url = f"/v1/ingest/batches/{posted['batch']}"
-    for headers in (dept, make_key(session, "311"), admin):
+    for headers in (dept, department_headers(session, "311"), admin):
         r = client.get(url, headers=headers)
         assert r.status_code == 200, r.text
         body = r.json()
@@ -696,7 +679,7 @@ def test_batch_receipt_is_scoped_to_the_department(
             "deleted": 0,
             "department": "311",
         }
-    assert client.get(url, headers=make_key(session, "fire")).status_code == 404
+    assert client.get(url, headers=department_headers(session, "fire")).status_code == 404
     assert client.get(url).status_code == 401
     assert client.get("/v1/ingest/batches/999999", headers=admin).status_code == 404
     assert client.get("/v1/ingest/batches/abc", headers=admin).status_code == 400
@@ -740,7 +723,15 @@ def test_concurrent_batches_for_the_same_value_both_apply(committing_engine: Eng
     try:
         with TestClient(setup) as c:
             put_department(c, admin, "311")
-            put_metric(c, admin, "calls-on-time", "311", "pooled_ratio")
+            put_metric(
+                c,
+                admin,
+                "calls-on-time",
+                "311",
+                aggregation="pooled_ratio",
+                target=0.95,
+                name="calls on time",
+            )
     finally:
         setup.state.engine.dispose()
     with session_factory(committing_engine)() as session:

@@ -9,14 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from tests.ingest.test_ingest import make_key, post, put_department, put_metric
+from tests._data import department_headers, put_department, put_metric
+from tests.ingest.test_ingest import post
 
 LIST = "/v1/ingest/batches"
-
-
-@pytest.fixture
-def admin(session: Session) -> dict[str, str]:
-    return make_key(session)
 
 
 @pytest.fixture
@@ -24,9 +20,25 @@ def dept(client: TestClient, session: Session, admin: dict[str, str]) -> dict[st
     """A 311 key; departments 311 (metric wait-minutes) and fire (ems-response) exist."""
     for slug in ("311", "fire"):
         put_department(client, admin, slug)
-    put_metric(client, admin, "wait-minutes", "311", "mean", target=5)
-    put_metric(client, admin, "ems-response", "fire", "median", target=6)
-    return make_key(session, "311")
+    put_metric(
+        client,
+        admin,
+        "wait-minutes",
+        "311",
+        aggregation="mean",
+        target=5,
+        name="wait minutes",
+    )
+    put_metric(
+        client,
+        admin,
+        "ems-response",
+        "fire",
+        aggregation="median",
+        target=6,
+        name="ems response",
+    )
+    return department_headers(session, "311")
 
 
 def post_day(client: TestClient, key: dict[str, str], metric: str, day: int) -> int:
@@ -53,7 +65,7 @@ def test_a_department_sees_its_own_receipts_newest_first(
     client: TestClient, session: Session, dept: dict[str, str], admin: dict[str, str]
 ) -> None:
     mine = [post_day(client, dept, "wait-minutes", d) for d in (1, 2, 3)]
-    fire = make_key(session, "fire")
+    fire = department_headers(session, "fire")
     theirs = post_day(client, fire, "ems-response", 4)
     by_admin = post_day(client, admin, "wait-minutes", 5)
 

@@ -30,7 +30,7 @@ from api.runs import service as runs_service
 from api.settings import Settings
 from db.models import AuditEntry, CityScoreRun, Metric, MetricRevision, RunFigure
 from db.session import session_factory
-from tests._data import admin_headers, department_headers, put_department, put_metric
+from tests._data import department_headers, put_department, put_metric
 
 NY = ZoneInfo("America/New_York")
 R = CityScoreRun.__table__  # type: ignore[attr-defined]
@@ -54,11 +54,6 @@ AS_OF = "2026-05-16"
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def admin(session: Session) -> dict[str, str]:
-    return admin_headers(session)
 
 
 @pytest.fixture

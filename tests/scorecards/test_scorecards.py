@@ -34,11 +34,6 @@ RATIO_DAY = 1.0 / 0.9
 MEDIAN_SCORE = 2.0
 
 
-@pytest.fixture
-def admin(session: Session) -> dict[str, str]:
-    return admin_headers(session)
-
-
 def _scorecard_data(client: TestClient, session: Session, admin: dict[str, str]) -> None:
     put_department(client, admin, "ops", "Operations Dept", cabinet="Streets")
     put_department(client, admin, "empty", "Empty Dept", cabinet=None)
