@@ -3,7 +3,7 @@ through the real ``frictionless validate`` on the live CSVs, and every CSV throu
 
 The DCAT-US schemas are read from GSA's ``ckanext-datajson`` 0.1.29 package (PyPI; installed
 by ``make install``), ``ckanext/datajson/pod_schema/``: ``non-federal-v1.1`` (the schema for
-non-federal catalogues, which DESIGN.md asks for) and ``federal-v1.1`` (the same files as
+non-federal catalogues, which docs/contract.md asks for) and ``federal-v1.1`` (the same files as
 project-open-data.github.io's ``v1.1/schema``).
 """
 

@@ -1,6 +1,6 @@
 """Pure, table-driven tests of the scoring engine (api/scoring): no database.
 
-Covers DESIGN.md "Scoring": Boston's check figures, every window boundary, baselines (leap
+Covers docs/contract.md "Scoring": Boston's check figures, every window boundary, baselines (leap
 days, years without data, baseline_years), zero events, missing days, targets changing
 mid-window, metrics without data, aggregations, metric_logic and as_of_dates_affected.
 """
@@ -83,7 +83,7 @@ def spec(
     return MetricSpec(direction, aggregation, reference, targets, baseline_years)
 
 
-# --- Boston check figures (DESIGN.md, run of 2026-05-16) ------------------------------------
+# --- Boston check figures (docs/contract.md, run of 2026-05-16) ------------------------------------
 
 SPEC_311 = spec("pooled_ratio", target=0.95)
 # The windows as of Saturday 2026-05-16, written out (not taken from the code under test).
@@ -168,7 +168,7 @@ def test_boston_bfd_baseline_check_figure() -> None:
 @pytest.mark.parametrize(
     ("as_of", "day", "week", "month", "quarter"),
     [
-        # DESIGN.md example (a Saturday)
+        # docs/contract.md example (a Saturday)
         ("2026-05-16", "05-15", ("05-04", "05-10"), ("04-01", "04-30"), ("02-01", "04-30")),
         # a Monday: the week just ended is the previous Monday..Sunday
         ("2026-05-18", "05-17", ("05-11", "05-17"), ("04-01", "04-30"), ("02-01", "04-30")),
@@ -786,7 +786,7 @@ def test_affected_dates_cover_every_score_change() -> None:
 
 
 def _naive(spec_: MetricSpec, points: dict[dt.date, float], as_of: dt.date) -> list[float | None]:
-    """Straight from DESIGN.md: windows, shifted baselines pooled over days, A/R or R/A."""
+    """Straight from docs/contract.md: windows, shifted baselines pooled over days, A/R or R/A."""
     import statistics
 
     def inside(start: dt.date, end: dt.date) -> list[float]:
