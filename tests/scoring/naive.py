@@ -1,4 +1,4 @@
-"""Scoring windows worked out the slow way, day by day, as the contract (docs/contract.md) words them.
+"""Scoring windows worked out the slow way, day by day, as docs/contract.md words them.
 
 Reference implementations for tests, written without api.scoring.windows (no ordinal or
 month-index arithmetic), so that an oracle built on them cannot share that module's bugs.

@@ -83,7 +83,7 @@ def spec(
     return MetricSpec(direction, aggregation, reference, targets, baseline_years)
 
 
-# --- Boston check figures (docs/contract.md, run of 2026-05-16) ------------------------------------
+# --- Boston check figures (docs/contract.md, run of 2026-05-16) ---------------------------------
 
 SPEC_311 = spec("pooled_ratio", target=0.95)
 # The windows as of Saturday 2026-05-16, written out (not taken from the code under test).
