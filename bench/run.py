@@ -182,8 +182,13 @@ def measure_writes_and_more(
         "5. RSS during CSV export",
         lambda: rss_compare(big, run.small_url, run.small_label, a.pg_workers, report),
     )
-    run.timed("6a. CityScore history", lambda: history(pg, pg_cat, report, "PostgreSQL"))
-    run.timed("6a. CityScore history (SQLite)", lambda: history(sq, sq_cat, report, "SQLite"))
+    run.timed(
+        "6a. CityScore history", lambda: history(pg, pg_cat, report, "PostgreSQL", a.duration)
+    )
+    run.timed(
+        "6a. CityScore history (SQLite)",
+        lambda: history(sq, sq_cat, report, "SQLite", a.duration),
+    )
     run.timed(
         "6b. recompute after one day's ingest",
         lambda: recompute(pg, a.pg_url, pg_cat, report),

@@ -31,8 +31,8 @@ def csv_export_pg(api: Server, url: str, cat: Catalogue, report: Report) -> RssS
         fmt(ours.rows_per_s) if ok else f"failed (HTTP {ours.status})",
         f"{fmt(anchor.rows_per_s)} (psql COPY TO STDOUT)",
         fmt(r, "x", 2),
-        ">= 0.5x COPY",
-        verdict(None if r is None else r >= 0.5),
+        ">= 0.9x COPY",
+        verdict(None if r is None else r >= 0.9),
     )
     return sampler
 

@@ -7,7 +7,7 @@ import httpx
 from bench.loading import Catalogue
 from bench.measurements.meters import measured_load
 from bench.processes import Server
-from bench.report import Report, fmt, ratio
+from bench.report import Report, fmt, ratio, verdict
 
 
 def not_modified(api: Server, cat: Catalogue, report: Report, duration: float) -> None:
@@ -42,6 +42,6 @@ def not_modified(api: Server, cat: Catalogue, report: Report, duration: float) -
         + ("" if all_304 else f" (statuses {dict(ours.statuses)})"),
         f"{fmt(floor.rps)}; p99 {fmt(floor.percentile(99) * 1000, ' ms', 1)} (GET /healthz)",
         fmt(r, "x", 2),
-        "none set (report)",
-        "n/a",
+        ">= 0.8x /healthz",
+        verdict(None if r is None else r >= 0.8),
     )
