@@ -288,6 +288,9 @@ class CityScoreRun(SQLModel, table=True):
     as_of: dt.date = Field(sa_column=Column(Date, nullable=False, index=True))
     published_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
     archived: bool = Field(default=False, nullable=False)
+    # SHA-256 of the figures as published (a computed run): ``revised`` compares today's
+    # figures with it instead of recomputing the past.
+    figures_sha256: str | None = Field(default=None, sa_column=Column(String(64)))
 
 
 class RunFigure(SQLModel, table=True):

@@ -23,6 +23,7 @@ def upgrade() -> None:
     sa.Column('as_of', sa.Date(), nullable=False),
     sa.Column('published_at', sa.DateTime(), nullable=False),
     sa.Column('archived', sa.Boolean(), nullable=False),
+    sa.Column('figures_sha256', sa.String(length=64), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cityscore_runs')),
     sqlite_autoincrement=True
     )

@@ -8,10 +8,12 @@ at its ``published_at``. An archived (imported) run's rows are kept verbatim in
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
@@ -91,7 +93,14 @@ def record(
             errors=[{"row": None, "field": "as_of", "message": "must not be in the future"}],
         )
     published_at = write_instant(session)  # takes the writer lock; the store's clock
-    session.execute(R.insert().values(as_of=as_of, published_at=published_at, archived=False))
+    # Under the writer lock nothing else commits: the figures as known now are the published
+    # ones, read from the materialised scores.
+    fingerprint = _fingerprint(known.document(session, as_of, None))
+    session.execute(
+        R.insert().values(
+            as_of=as_of, published_at=published_at, archived=False, figures_sha256=fingerprint
+        )
+    )
     audit.record(
         session,
         key=key,
@@ -131,8 +140,14 @@ def _figures(doc: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     }
 
 
+def _fingerprint(doc: dict[str, Any]) -> str:
+    """SHA-256 of a document's figures (targets, scores, numerators, denominators), exact:
+    floats as their shortest round-trip text."""
+    return hashlib.sha256(orjson.dumps(sorted(_figures(doc).items()))).hexdigest()
+
+
 def _runs_query(start: dt.date | None, end: dt.date | None) -> Any:
-    stmt = select(R.c.id, R.c.as_of, R.c.published_at, R.c.archived).order_by(
+    stmt = select(R.c.id, R.c.as_of, R.c.published_at, R.c.archived, R.c.figures_sha256).order_by(
         R.c.published_at, R.c.id
     )
     if start is not None:
@@ -179,17 +194,20 @@ def _maybe_revised(
 
 def listing(session: Session, start: dt.date | None, end: dt.date | None) -> Listing:
     """Runs with as_of in [start, end], by published_at then id, each with ``revised``."""
-    now_docs: dict[dt.date, dict[str, tuple[Any, ...]]] = {}
+    now_docs: dict[dt.date, dict[str, Any]] = {}
 
     definitions_changed = definitions_changed_at(session)
 
-    def revised(as_of: dt.date, published_at: dt.datetime) -> bool:
-        if not _maybe_revised(session, as_of, published_at, definitions_changed):
+    def revised(run: Any) -> bool:
+        if not _maybe_revised(session, run.as_of, run.published_at, definitions_changed):
             return False
-        if as_of not in now_docs:
-            now_docs[as_of] = _figures(known.document(session, as_of, None))
-        then = _figures(known.document(session, as_of, published_at))
-        return then != now_docs[as_of]
+        if run.as_of not in now_docs:
+            now_docs[run.as_of] = known.document(session, run.as_of, None)
+        now = now_docs[run.as_of]
+        if run.figures_sha256 is not None:  # cheap: today's materialised figures vs the hash
+            return bool(_fingerprint(now) != run.figures_sha256)
+        then = known.document(session, run.as_of, run.published_at)
+        return _figures(then) != _figures(now)
 
     def fetch(after: Any, limit: int | None) -> list[Keyed]:
         stmt = _after(_runs_query(start, end), after)
@@ -200,7 +218,7 @@ def listing(session: Session, start: dt.date | None, end: dt.date | None) -> Lis
                 (
                     r.as_of,
                     r.published_at,
-                    False if r.archived else revised(r.as_of, r.published_at),
+                    False if r.archived else revised(r),
                     bool(r.archived),
                 ),
                 [r.published_at.isoformat(), r.id],
