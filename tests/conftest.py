@@ -83,15 +83,17 @@ def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, empty database on the test PostgreSQL server, dropped after the run."""
     server_url, server = _postgres_server_url(tmp_path_factory.mktemp("pg"))
     name = f"cityscore_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    # Pre-ping: the session-long admin connection may have been closed by the end of the run.
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    if server is None:  # a shared server (TEST_DATABASE_URL): leave it as it was
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
-    if server is not None:
+    if server is not None:  # a throwaway server goes whole, with its databases
         server.cleanup()
 
 
@@ -109,7 +111,7 @@ def scratch_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) ->
         return
     server = make_url(request.getfixturevalue("postgresql_url"))
     name = f"cityscore_scratch_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield server.set(database=name).render_as_string(hide_password=False)
