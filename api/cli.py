@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--if-empty", action="store_true", help="do nothing if data exists")
 
     _add_keys(sub)
+    _add_import(sub)
+    _add_ingest(sub)
+    return parser
+
+
+def _add_import(sub: Any) -> None:
+    """``cityscore import boston-full-metric-list FILE``."""
     imp = sub.add_parser("import", help="import published records", formatter_class=Formatter)
     imp_sub = imp.add_subparsers(dest="import_command", required=True, metavar="COMMAND")
     fml = imp_sub.add_parser(
@@ -118,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=Formatter,
     )
     fml.add_argument("file", metavar="FILE.csv", help="the export to load")
+
+
+def _add_ingest(sub: Any) -> None:
+    """``cityscore ingest FILE --url --key``."""
     from api.ingest.client import add_arguments
 
     ingest = sub.add_parser(
@@ -130,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=Formatter,
     )
     add_arguments(ingest)
-    return parser
 
 
 def _add_keys(sub: Any) -> None:
