@@ -6,19 +6,6 @@ from pydantic import BaseModel, Field
 
 from api.schemas import Slug, example, page_example
 
-ANALYSIS_COLUMNS = (
-    "slug",
-    "title",
-    "summary",
-    "body_markdown",
-    "body_html",
-    "published_on",
-    "departments",
-    "tags",
-    "metrics",
-    "updated_at",
-)
-
 
 class AnalysisIn(BaseModel):
     model_config = example(
@@ -54,6 +41,9 @@ class AnalysisOut(BaseModel):
     tags: list[str]
     metrics: list[str]
     updated_at: dt.datetime
+
+
+ANALYSIS_COLUMNS = tuple(AnalysisOut.model_fields)  # CSV header and row order
 
 
 class AnalysisList(BaseModel):

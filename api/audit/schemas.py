@@ -7,8 +7,6 @@ from pydantic import BaseModel, Field
 
 from api.schemas import page_example
 
-AUDIT_COLUMNS = ("at", "key_id", "department", "action", "target", "detail")
-
 
 class AuditEntryOut(BaseModel):
     at: dt.datetime = Field(description="When the write was committed (RFC 3339 UTC)")
@@ -27,6 +25,9 @@ class AuditEntryOut(BaseModel):
         description="Action-specific facts (counts, created or replaced, request_id); "
         "never a key or a body"
     )
+
+
+AUDIT_COLUMNS = tuple(AuditEntryOut.model_fields)  # CSV header and row order
 
 
 class AuditPage(BaseModel):

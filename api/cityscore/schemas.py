@@ -59,6 +59,9 @@ class HistoryRow(BaseModel):
     quarter: float | None
 
 
+HISTORY_COLUMNS = tuple(HistoryRow.model_fields)  # CSV header and row order
+
+
 class History(BaseModel):
     model_config = page_example(
         "/v1/cityscore/history",
@@ -88,4 +91,3 @@ CSV_COLUMNS = (
         for p in ("score", "numerator", "denominator")
     ),
 )
-HISTORY_COLUMNS = ("as_of", "day", "week", "month", "quarter")

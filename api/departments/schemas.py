@@ -6,8 +6,6 @@ from pydantic import BaseModel, Field
 
 from api.schemas import example, page_example
 
-DEPARTMENT_COLUMNS = ("slug", "name", "cabinet", "description", "url", "updated_at")
-
 
 class DepartmentIn(BaseModel):
     model_config = example(
@@ -33,6 +31,9 @@ class DepartmentOut(BaseModel):
     description: str | None
     url: str | None
     updated_at: dt.datetime
+
+
+DEPARTMENT_COLUMNS = tuple(DepartmentOut.model_fields)  # CSV header and row order
 
 
 class DepartmentList(BaseModel):

@@ -21,18 +21,6 @@ FULL_METRIC_LIST_COLUMNS = (
     *FIGURE_COLUMNS,
     "latest_score_flag",
 )
-# Boston's "CityScore Summary".
-SUMMARY_COLUMNS = (
-    "metric_name",
-    "score_calculated_ts",
-    "score_final_table_ts",
-    "previous_day_score",
-    "previous_week_score",
-    "previous_month_score",
-    "previous_quarter_score",
-    "score_day_name",
-)
-RUN_COLUMNS = ("as_of", "published_at", "revised", "archived")
 
 
 class RunIn(BaseModel):
@@ -56,6 +44,9 @@ class RunRow(BaseModel):
     published_at: dt.datetime
     revised: bool
     archived: bool
+
+
+RUN_COLUMNS = tuple(RunRow.model_fields)  # CSV header and row order
 
 
 class RunList(BaseModel):
@@ -82,6 +73,10 @@ class SummaryRow(BaseModel):
     previous_month_score: float | None
     previous_quarter_score: float | None
     score_day_name: str
+
+
+# Boston's "CityScore Summary".
+SUMMARY_COLUMNS = tuple(SummaryRow.model_fields)  # CSV header and row order
 
 
 class Summary(BaseModel):

@@ -8,19 +8,6 @@ from pydantic import BaseModel, Field
 from api.cityscore.schemas import WindowScores
 from api.schemas import page_example
 
-SCORECARD_COLUMNS = (
-    "department",
-    "name",
-    "cabinet",
-    "as_of",
-    "metrics",
-    "day",
-    "week",
-    "month",
-    "quarter",
-    "below_target",
-)
-
 SCORECARD_CSV_COLUMNS = (
     "metric",
     "name",
@@ -46,6 +33,9 @@ class ScorecardRow(BaseModel):
     month: float | None
     quarter: float | None
     below_target: int
+
+
+SCORECARD_COLUMNS = tuple(ScorecardRow.model_fields)  # CSV header and row order
 
 
 class ScorecardList(BaseModel):

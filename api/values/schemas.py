@@ -6,28 +6,6 @@ from pydantic import BaseModel
 
 from api.schemas import page_example
 
-VALUE_COLUMNS = (
-    "metric",
-    "department",
-    "date",
-    "value",
-    "numerator",
-    "denominator",
-    "deleted",
-    "updated_at",
-)
-PERIOD_COLUMNS = ("metric", "start", "end", "value", "numerator", "denominator", "days")
-REVISION_COLUMNS = (
-    "metric",
-    "date",
-    "value",
-    "numerator",
-    "denominator",
-    "deleted",
-    "batch",
-    "recorded_at",
-    "current",
-)
 INTERVALS = ("day", "week", "month", "quarter", "year")
 
 
@@ -40,6 +18,9 @@ class ValueRow(BaseModel):
     denominator: float | None
     deleted: bool
     updated_at: dt.datetime
+
+
+VALUE_COLUMNS = tuple(ValueRow.model_fields)  # CSV header and row order
 
 
 class ValueList(BaseModel):
@@ -70,6 +51,9 @@ class PeriodRow(BaseModel):
     days: int
 
 
+PERIOD_COLUMNS = tuple(PeriodRow.model_fields)  # CSV header and row order
+
+
 class PeriodList(BaseModel):
     model_config = page_example(
         "/v1/metrics/311-call-center-performance/values",
@@ -97,6 +81,9 @@ class RevisionRow(BaseModel):
     batch: int | None
     recorded_at: dt.datetime
     current: bool
+
+
+REVISION_COLUMNS = tuple(RevisionRow.model_fields)  # CSV header and row order
 
 
 class RevisionList(BaseModel):
