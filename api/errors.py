@@ -168,7 +168,20 @@ async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
     return problem_response(400, BadRequest.title, BadRequest.slug, detail, errors=errors)
 
 
+BODY_PARSE_FAILED = "There was an error parsing the body"  # FastAPI's own 400
+
+
 async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+    if exc.status_code == 400 and exc.detail == BODY_PARSE_FAILED:
+        # FastAPI could not decode the body at all (e.g. JSON nested past the recursion
+        # limit): an invalid body, a 422 like malformed JSON.
+        return problem_response(
+            422,
+            Unprocessable.title,
+            Unprocessable.slug,
+            "The request body could not be parsed (JSON nested too deeply, or not JSON).",
+            errors=[{"row": None, "field": "body", "message": "unparseable"}],
+        )
     titles = {
         404: "Not Found",
         405: "Method Not Allowed",

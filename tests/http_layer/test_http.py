@@ -932,3 +932,28 @@ def test_updated_since_before_year_1000(client: TestClient, session: Session, ad
     assert r.status_code == 200, r.text
     r = client.get("/v1/values", params={"updated_since": "0999-01-01T00:00:00Z"})
     assert r.status_code == 200 and len(r.json()["data"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/v1/departments/parks"),
+        ("PUT", "/v1/metrics/m"),
+        ("PUT", "/v1/analyses/a"),
+        ("POST", "/v1/cityscore/runs"),
+    ],
+)
+def test_a_deeply_nested_admin_body_is_a_422_like_any_invalid_body(
+    client: TestClient, admin: dict[str, str], method: str, path: str
+) -> None:
+    """FastAPI answers a body it cannot parse (here: JSON nested past Python's recursion
+    limit) with a bare 400 "Error"; every invalid body is a 422 problem here."""
+    depth = 200_000  # 400 kB, under ADMIN_MAX_BYTES
+    headers = {**admin, "Content-Type": "application/json"}
+    r = client.request(method, path, content="[" * depth + "]" * depth, headers=headers)
+    assert r.status_code == 422, r.text[:200]
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["title"] == "Unprocessable Content"
+    assert body["errors"][0]["field"] == "body"
+    assert client.get("/v1/departments").json()["data"] == []  # nothing written
