@@ -162,10 +162,10 @@ class KnownAt:
         self.instant = instant
         self.definitions = definitions_at(session, instant)
 
-    @property
-    def values(self) -> Subquery:
-        """The values as known at this instant, shaped like ``metric_values``."""
-        return values_at(self.instant)
+    def values(self, metric_ids: Sequence[int]) -> Subquery:
+        """These metrics' values as known at this instant, shaped like ``metric_values``
+        (ranked for just these metrics, not the whole table)."""
+        return values_at(self.instant, metric_ids)
 
     def metrics(self, department_ids: Sequence[int] | None = None) -> list[Any]:
         """The metrics defined at this instant (of these departments), by slug."""

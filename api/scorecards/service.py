@@ -50,7 +50,10 @@ class Present:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.values: Any = V
+
+    def values(self, metric_ids: Sequence[int]) -> Any:
+        """The table the values of these metrics are read from (today: ``metric_values``)."""
+        return V
 
     def metrics(self, department_ids: Sequence[int] | None = None) -> list[MetricRow]:
         stmt = select(M.c.id, M.c.slug, M.c.name, M.c.department_id).order_by(M.c.slug)
@@ -215,9 +218,10 @@ def scorecards(
     metrics = seen.metrics([d.id for d in depts])
     ids = [m.id for m in metrics]
     scores = seen.scores_for(ids, as_of)
-    week_data = with_week_data(session, ids, as_of, seen.values)
+    values = seen.values(ids)
+    week_data = with_week_data(session, ids, as_of, values)
     specs = seen.specs(ids)
-    latest = _latest_values(session, ids, as_of, seen.values) if ids else {}
+    latest = _latest_values(session, ids, as_of, values) if ids else {}
     starts = week_starts(as_of, trend_weeks) if trend_weeks else []
     rows: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for m in metrics:
