@@ -122,6 +122,21 @@ def advisory_locks(bind: Session | Connection, space: int, ids: Iterable[int]) -
     )
 
 
+def analyze(bind: Session | Connection, tables: Sequence[str]) -> None:
+    """Refresh the planner's statistics on ``tables`` (inside the caller's transaction).
+
+    Bulk loads call it: until statistics exist (autovacuum may be off, and is slow to notice a
+    load anyway) PostgreSQL guesses, and plans lookups by date over millions of rows as
+    sequential scans; SQLite's planner reads ``sqlite_stat1`` the same way.
+    """
+    connection = connection_of(bind)
+    if is_postgres(connection):
+        connection.exec_driver_sql("ANALYZE " + ", ".join(tables))
+    else:
+        for table in tables:
+            connection.exec_driver_sql(f"ANALYZE {table}")
+
+
 def insert(bind: Session | Connection | str, table: Table) -> Any:
     """An INSERT with ``on_conflict_do_update``/``do_nothing`` for this store."""
     if is_postgres(bind):

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlmodel import Session
 
 from api.demo import service as demo
@@ -95,3 +95,25 @@ def test_cli_upgrade_demo_and_if_empty(tmp_path: Path) -> None:
     database, reason = refused.stderr.strip().splitlines()  # which store, then one reason
     assert database == f"cityscore: database sqlite:///{tmp_path}/cli.db"
     assert reason.startswith("cityscore: error: ")
+
+
+def _has_statistics(session: Session, table: str) -> bool:
+    """Whether the store's planner holds statistics on ``table`` (as ANALYZE leaves them)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        sql = "SELECT count(*) FROM pg_stats WHERE tablename = :t"
+    else:
+        exists = "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"
+        if not connection.exec_driver_sql(exists).scalar():
+            return False
+        sql = "SELECT count(*) FROM sqlite_stat1 WHERE tbl = :t"
+    return bool(session.execute(text(sql), {"t": table}).scalar())
+
+
+def test_demo_leaves_the_planner_statistics_current(session: Session) -> None:
+    """A bulk load analyses what it loaded: without statistics (autovacuum off, or not yet
+    run) PostgreSQL plans `as_of = ANY(dates)` over millions of score rows as a sequential
+    scan, and every rescore's CityScore refresh reads the whole table."""
+    demo.load(session, years=1, metrics=5, today=TODAY)
+    for table in ("metric_values", "metric_scores", "cityscore_daily"):
+        assert _has_statistics(session, table), table
