@@ -28,11 +28,17 @@ M = Metric.__table__  # type: ignore[attr-defined]
 EPOCH = dt.datetime(1970, 1, 1)
 
 
+BUMP_CHUNK = 2000  # scopes per statement (3 parameters each, well under SQLite's limit)
+
+
 def bump(session: Session, scopes: Iterable[str]) -> None:
-    """Advance each scope's counter (inside the caller's transaction)."""
+    """Advance each scope's counter (inside the caller's transaction): one multi-row upsert
+    per 2,000 scopes, rows in a fixed order so that concurrent writers cannot deadlock."""
     now = utcnow()
-    for scope in sorted(set(scopes)):  # a fixed order: concurrent writers cannot deadlock
-        stmt = insert(session, TABLE).values(scope=scope, version=1, changed_at=now)
+    ordered = sorted(set(scopes))
+    for i in range(0, len(ordered), BUMP_CHUNK):
+        rows = [{"scope": s, "version": 1, "changed_at": now} for s in ordered[i : i + BUMP_CHUNK]]
+        stmt = insert(session, TABLE).values(rows)
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope"],
             set_={"version": TABLE.c.version + 1, "changed_at": now},

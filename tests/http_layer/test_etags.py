@@ -89,3 +89,30 @@ def test_a_replayed_batch_leaves_the_etags(client: TestClient, session: Session)
     before = _etags(client)
     _post(client, headers, rows)  # unchanged: nothing was written
     assert _etags(client) == before
+
+
+def test_bumping_many_scopes_is_one_statement(session: Session) -> None:
+    """A batch touching 1,000 metrics moves 1,000 counters in one statement, not 1,000
+    (one round trip per scope cost 0.6 s of a one-day ingest for every metric)."""
+    from sqlalchemy import event, select
+
+    from api.changes import service as changes
+    from db.models import DataState
+
+    connection = session.connection()
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        changes.bump(session, [f"metric:{m}" for m in range(1000)] + ["values"])
+        changes.bump(session, ["values", "metric:7"])
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    assert len(statements) == 2
+    table = DataState.__table__  # type: ignore[attr-defined]
+    found = dict(session.execute(select(table.c.scope, table.c.version)).all())
+    assert found["values"] == 2 and found["metric:7"] == 2 and found["metric:999"] == 1
+    assert len([s for s in found if s.startswith("metric:")]) == 1000
