@@ -135,22 +135,20 @@ class _ScoreRewrite(_ScoreRows):
     """Rewrites the affected as-of ranges: delete what is there, insert the new rows.
 
     Cheaper than an upsert on PostgreSQL (an update writes a new row version and index
-    entries anyway, and checks the conflict per row). Knows which as-of dates had or now
-    have a row, so CityScore is refreshed only there.
+    entries anyway, and checks the conflict per row). Knows which as-of dates can have had
+    or now have a row, so CityScore is refreshed only there.
     """
 
     def __init__(self, session: Session) -> None:
         super().__init__(session, flush_rows=1 << 62)  # one bulk insert at the end
         self.changed: set[dt.date] = set()
 
-    def delete(self, metric_ids: Sequence[int], ranges: Sequence[tuple[dt.date, dt.date]]) -> None:
-        for id_chunk in _chunks(sorted(metric_ids), 1000):
-            for chunk in _chunks(ranges, 200):
-                where = and_(S.c.metric_id.in_(id_chunk), _in_ranges(S.c.as_of, chunk))
-                stmt: Any = delete(S).where(where).returning(S.c.as_of)
-                if is_postgres(self.session):  # dates, not rows
-                    stmt = select(stmt.cte("gone").c.as_of).distinct()
-                self.changed.update(self.session.execute(stmt).scalars())
+    def delete(self, metric_ids: Sequence[int], as_of: Sequence[dt.date]) -> None:
+        """Delete these metrics' rows on these as-of dates; CityScore is refreshed on all of
+        them (a superset of the dates that had a row: cheaper than returning every row)."""
+        if as_of:  # (no ranges would mean every row)
+            self.changed.update(as_of)
+            _delete_scores(self.session, metric_ids, _ranges(as_of))
 
     def apply(self) -> set[dt.date]:
         for _, as_of, _ in self.blocks:
@@ -306,7 +304,7 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         affected = sorted(d for d in as_of_dates_affected(days, years) if d <= horizon)
         if not affected:
             continue
-        writer.delete(ids, _ranges(affected))
+        writer.delete(ids, affected)
         calendar = Calendar(affected, years)
         for metric_id, cols in metric_columns(session, ids, calendar.spans()):
             dense = Dense(calendar, *cols)
