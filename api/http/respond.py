@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import threading
 from collections import OrderedDict
@@ -227,8 +228,10 @@ def rows_listing(
     def fetch(after: Any, limit: int | None) -> list[Row]:
         if not cache:
             cache.append(load())
-        rows = [r for r in cache[0] if after is None or r[0] > after]
-        return rows if limit is None else rows[:limit]
+        rows = cache[0]
+        if after is not None:  # rows are in first-column order
+            rows = rows[bisect.bisect_right(rows, after, key=lambda r: r[0]) :]
+        return list(rows) if limit is None else list(rows[:limit])
 
     def key_of(row: Row) -> list[Any]:
         first = row[0]
