@@ -229,3 +229,16 @@ def test_serve_says_at_start_why_the_store_is_not_ready(scratch_url: str, tmp_pa
     migrate.upgrade(engine)
     engine.dispose()
     assert _store_warnings(scratch_url) == []
+
+
+def test_a_worker_freezes_its_startup_objects_out_of_the_collector(tmp_path: Path) -> None:
+    """Importing the ASGI app moves everything allocated at start-up (modules, the app, the
+    models: hundreds of thousands of objects) to the permanent generation, so a full
+    collection during a request walks only the request's objects. Without it a 10-year
+    history request paid a ~50 ms full collection now and then: its p99."""
+    code = "import gc, api.asgi; print(gc.get_freeze_count())"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert int(out.stdout.split()[-1]) > 100_000, out.stdout
