@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from api import __doc__ as api_doc
 from api.analyses.router import router as analyses_router
 from api.audit.router import router as audit_router
+from api.cityscore.history import HistoryCache
 from api.cityscore.router import router as cityscore_router
 from api.compat.install import install as install_compat
 from api.departments.router import router as departments_router
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     )
     install_store(app, settings, bind)
     app.state.responses = ResponseCache()
+    app.state.history = HistoryCache()
     install_error_handlers(app)
     install_html_errors(app)
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
 
 from api.cityscore import reads
+from api.cityscore.history import HistoryTable
 from api.cityscore.known import KnownAt
 from api.cityscore.materialise import C, M
-from api.http.respond import Listing, rows_listing
+from api.http.respond import Listing, Row, rows_listing
 from api.scoring.scores import metric_logic
 from api.scoring.windows import WINDOW_NAMES, windows_as_of
 from db.models import Department
@@ -80,26 +81,41 @@ def cityscore_csv_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 def _date_listing(
-    name: str, columns: tuple[str, ...], load: Callable[[], list[tuple[Any, ...]]]
+    name: str,
+    columns: tuple[str, ...],
+    load: Callable[[], Sequence[Row]],
+    json_rows: Callable[[Sequence[Row]], bytes] | None = None,
 ) -> Listing:
     """A listing over rows computed on first use, keyed by their first column (an as-of date)."""
     return rows_listing(
-        name, columns, load, parse_key=lambda key: dt.date.fromisoformat(str(key[0]))
+        name,
+        columns,
+        load,
+        parse_key=lambda key: dt.date.fromisoformat(str(key[0])),
+        json_rows=json_rows,
     )
 
 
 def history_listing(
-    session: Session, start: dt.date, end: dt.date, instant: dt.datetime | None = None
+    session: Session,
+    start: dt.date,
+    end: dt.date,
+    instant: dt.datetime | None = None,
+    memory: HistoryTable | None = None,
 ) -> Listing:
-    """CityScore per as-of date: materialised, or as known at ``instant``."""
+    """CityScore per as-of date: materialised (from ``memory``, the table of the version the
+    caller read, when given), or as known at ``instant``."""
     from api.cityscore.schemas import HISTORY_COLUMNS
 
-    def load() -> list[tuple[Any, ...]]:
+    def load() -> list[Row]:
         if instant is not None:
             return list(KnownAt(session, instant).cityscore_history(start, end))
+        if memory is not None:
+            return memory.between(start, end)
         return list(reads.cityscore_history(session, start, end))
 
-    return _date_listing("cityscore-history", HISTORY_COLUMNS, load)
+    json_rows = memory.json_rows if memory is not None and instant is None else None
+    return _date_listing("cityscore-history", HISTORY_COLUMNS, load, json_rows)
 
 
 def metric_scores_listing(

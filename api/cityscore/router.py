@@ -90,9 +90,12 @@ def get_cityscore_history(
     first, last = _default_range(start, end, settings.today())
     instant = known.parse_known_at(as_known_at)
     version = changes.dated_version(session, settings.today_began(), end is not None, *SCOPES)
+    memory = (
+        None if instant is not None else request.app.state.history.table(session, version.token)
+    )
     return respond.collection(
         request,
-        publish.history_listing(session, first, last, instant),
+        publish.history_listing(session, first, last, instant, memory),
         version,
         extra=known.tag(f"{first}:{last}", instant),
         base_url=settings.public_base_url,

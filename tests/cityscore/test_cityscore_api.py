@@ -420,6 +420,54 @@ def test_history_paging_collects_the_same_rows(client: TestClient, boston: dict[
         assert pages == math.ceil(len(whole["data"]) / 7)
 
 
+def test_history_is_served_from_memory_per_data_version(
+    client: TestClient,
+    boston: dict[str, int],
+    session: Session,
+    headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One read of cityscore_daily per data version answers every history range: before,
+    across and after the stored dates, paged or whole, byte for byte what the store says;
+    a write that moves the scores is seen by the next request."""
+    ranges = [
+        ("2026-01-01", "2026-03-10"),  # starts before the first stored date
+        ("2026-04-20", "2026-06-30"),  # runs past the last
+        ("2025-01-01", "2025-01-31"),  # entirely before
+        ("2026-05-16", "2026-05-16"),
+    ]
+
+    read = reads.cityscore_history
+    calls: list[tuple[dt.date, dt.date]] = []
+
+    def counted(session: Session, start: dt.date, end: dt.date) -> Any:
+        calls.append((start, end))
+        return read(session, start, end)
+
+    monkeypatch.setattr(reads, "cityscore_history", counted)
+
+    def expected(start: str, end: str) -> list[dict[str, Any]]:
+        rows = read(session, dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+        keys = ("as_of", "day", "week", "month", "quarter")
+        return [
+            {"as_of": r[0].isoformat(), **dict(zip(keys[1:], r[1:], strict=True))} for r in rows
+        ]
+
+    for start, end in ranges:
+        body = get_ok(client, f"/v1/cityscore/history?start={start}&end={end}").json()
+        assert body["data"] == expected(start, end) and body["next"] is None
+    page = get_ok(client, "/v1/cityscore/history?start=2026-04-20&end=2026-06-30&limit=5")
+    assert page.json()["data"] == expected("2026-04-20", "2026-06-30")[:5]
+    assert len(calls) == 1, calls  # one read of the whole table for this data version
+
+    before = get_ok(client, "/v1/cityscore/history?start=2026-05-01&end=2026-05-20").json()
+    rows = [{"metric": "bfd-incidents", "date": "2026-05-14", "value": 900.0}]
+    assert client.post("/v1/ingest/values", json=rows, headers=headers).status_code == 200
+    after = get_ok(client, "/v1/cityscore/history?start=2026-05-01&end=2026-05-20").json()
+    assert after["data"] == expected("2026-05-01", "2026-05-20")
+    assert after["data"] != before["data"]
+
+
 # --- writes rescore; caching ---------------------------------------------------------------
 
 
