@@ -24,6 +24,10 @@ from api.cityscore.schemas import HISTORY_COLUMNS
 from api.http.respond import JSON_OPTIONS, Row
 
 EMPTY = (None, None, None, None)
+# Null rows held ready before the first stored date and after the last: dashboards ask for
+# ten years ending on any day, often reaching back before the data begins.
+PAD_BEFORE = 20 * 366
+PAD_AFTER = 366
 
 
 def _encode(row: Row) -> bytes:
@@ -45,8 +49,16 @@ class HistoryTable:
 
     @classmethod
     def read(cls, session: Session) -> HistoryTable:
+        """The stored rows, with null rows ``PAD_BEFORE`` days before and ``PAD_AFTER`` after."""
         first, last = session.execute(select(func.min(C.c.as_of), func.max(C.c.as_of))).one()
-        return cls(reads.cityscore_history(session, first, last) if first is not None else [])
+        if first is None:
+            return cls([])
+        lo = max(first.toordinal() - PAD_BEFORE, 1)
+        hi = min(last.toordinal() + PAD_AFTER, dt.date.max.toordinal())
+        rows = reads.cityscore_history(session, first, last)
+        before = [_empty(o) for o in range(lo, first.toordinal())]
+        after = [_empty(o) for o in range(last.toordinal() + 1, hi + 1)]
+        return cls(before + rows + after)
 
     def between(self, start: dt.date, end: dt.date) -> list[Row]:
         """The rows of every as-of date in [start, end], as ``reads.cityscore_history``."""

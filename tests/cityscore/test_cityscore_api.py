@@ -434,6 +434,8 @@ def test_history_is_served_from_memory_per_data_version(
         ("2026-01-01", "2026-03-10"),  # starts before the first stored date
         ("2026-04-20", "2026-06-30"),  # runs past the last
         ("2025-01-01", "2025-01-31"),  # entirely before
+        ("2000-01-01", "2026-05-20"),  # from before the null rows held ready
+        ("2026-06-01", "2028-01-01"),  # on past them
         ("2026-05-16", "2026-05-16"),
     ]
 
@@ -454,7 +456,8 @@ def test_history_is_served_from_memory_per_data_version(
         ]
 
     for start, end in ranges:
-        body = get_ok(client, f"/v1/cityscore/history?start={start}&end={end}").json()
+        url = f"/v1/cityscore/history?start={start}&end={end}&limit=10000"
+        body = get_ok(client, url).json()
         assert body["data"] == expected(start, end) and body["next"] is None
     page = get_ok(client, "/v1/cityscore/history?start=2026-04-20&end=2026-06-30&limit=5")
     assert page.json()["data"] == expected("2026-04-20", "2026-06-30")[:5]
