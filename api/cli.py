@@ -236,7 +236,11 @@ def _serve(args: argparse.Namespace, settings: Any) -> int:
 
     cleanup = prepare_multiprocess_dir(args.workers)
     budget = connection_budget(
-        settings.database_url, args.workers, settings.db_pool_size, settings.db_max_overflow
+        settings.database_url,
+        args.workers,
+        settings.db_pool_size,
+        settings.db_max_overflow,
+        listeners=int(settings.version_cache and not settings.database_read_url),
     )
     from api.observability import logs
 

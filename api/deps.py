@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.changes.cache import SESSION_KEY
 from api.errors import Forbidden, Unauthorized
 from api.keys import service as keys_service
 from api.settings import Settings
@@ -39,10 +40,16 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     factory = reads if reads is not None and is_public_read(request) else None
     session: Session = (factory or request.app.state.session_factory)()
     request.state.db_session = session
+    versions = getattr(request.app.state, "versions", None)
+    writing = request.method not in ("GET", "HEAD")
+    if versions is not None and not writing:
+        session.info[SESSION_KEY] = versions  # versions and slugs from memory when it can
     try:
         yield session
-        if request.method not in ("GET", "HEAD") and session.in_transaction():
+        if writing and session.in_transaction():
             await run_in_threadpool(session.commit)
+            if versions is not None:  # this worker sees its own write at once
+                versions.invalidate()
     finally:
         if not session.info.get(DETACHED):
             if session.in_transaction():

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -15,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from api import __doc__ as api_doc
 from api.analyses.router import router as analyses_router
 from api.audit.router import router as audit_router
+from api.changes.cache import VersionCache, listen
 from api.cityscore.history import HistoryCache
 from api.cityscore.router import router as cityscore_router
 from api.compat.install import install as install_compat
@@ -43,6 +48,7 @@ from api.web.render import HERE as WEB_ROOT
 from api.web.router import FRAMEABLE
 from api.web.router import router as web_router
 from db.migrate import head_revisions, schema_problem
+from db.notify import conninfo
 from db.replicas import ReadRouter, ReadSession, read_urls
 from db.session import make_engine, session_factory
 
@@ -105,6 +111,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
     install_store(app, settings, bind)
     app.state.responses = ResponseCache()
     app.state.history = HistoryCache()
+    install_version_cache(app, settings, bind)
     install_error_handlers(app)
     install_html_errors(app)
 
@@ -139,6 +146,31 @@ def install_store(app: FastAPI, settings: Settings, bind: Any) -> None:
         app.state.read_session_factory = lambda: ReadSession(
             app.state.read_router, expire_on_commit=False
         )
+
+
+def install_version_cache(app: FastAPI, settings: Settings, bind: Any) -> None:
+    """The worker's version cache, on while its listener is (the app's lifespan runs it):
+    only on PostgreSQL, only for an app on an engine (not one test connection), and not with
+    read replicas."""
+    app.state.versions = cache = VersionCache()
+    if isinstance(bind, Connection) or not settings.version_cache or settings.database_read_url:
+        return  # a test's connection: it never commits, so nothing is ever notified
+    target = conninfo(app.state.engine)
+    if target is None:  # SQLite
+        return
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(state_app: Any) -> AsyncIterator[Any]:
+        listener = listen(target, cache)
+        app.state.version_listener = listener
+        try:
+            async with inner(state_app) as state:
+                yield state
+        finally:
+            await run_in_threadpool(listener.stop)
+
+    app.router.lifespan_context = lifespan
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:

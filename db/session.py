@@ -136,8 +136,11 @@ def make_engine(url: str, *, bulk: bool = False, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def connection_budget(url: str, workers: int, pool_size: int, max_overflow: int) -> list[str]:
-    """Warnings when ``workers`` processes could open more connections than PostgreSQL allows.
+def connection_budget(
+    url: str, workers: int, pool_size: int, max_overflow: int, *, listeners: int = 0
+) -> list[str]:
+    """Warnings when ``workers`` processes could open more connections than PostgreSQL allows
+    (each: its pool, its overflow and ``listeners`` more, the change listener's).
 
     Empty on SQLite, and when the server cannot be asked (``db upgrade`` and /readyz say why).
     """
@@ -152,13 +155,14 @@ def connection_budget(url: str, workers: int, pool_size: int, max_overflow: int)
         return []
     finally:
         engine.dispose()
-    need = workers * (pool_size + max_overflow)
+    need = workers * (pool_size + max_overflow + listeners)
     usable = limit - reserved
     if need <= usable:
         return []
+    extra = f" + {listeners} listener" if listeners else ""
     return [
-        f"{workers} worker(s) x (DB_POOL_SIZE {pool_size} + DB_MAX_OVERFLOW {max_overflow}) = "
-        f"{need} connections, more than the {usable} this PostgreSQL server allows "
+        f"{workers} worker(s) x (DB_POOL_SIZE {pool_size} + DB_MAX_OVERFLOW {max_overflow}"
+        f"{extra}) = {need} connections, more than the {usable} this PostgreSQL server allows "
         f"(max_connections {limit} - superuser_reserved_connections {reserved}); lower "
         "DB_POOL_SIZE/DB_MAX_OVERFLOW or the workers, or raise max_connections"
     ]

@@ -196,10 +196,22 @@ def test_connection_budget_warns_when_workers_exceed_max_connections(
         assert "max_connections" in warning
 
 
+def test_connection_budget_counts_each_workers_change_listener(postgresql_url: str) -> None:
+    """Each worker also keeps one connection LISTENing for changes (the version cache)."""
+    with make_engine(postgresql_url).connect() as conn:
+        limit = int(conn.exec_driver_sql("SHOW max_connections").scalar_one())
+        usable = limit - int(
+            conn.exec_driver_sql("SHOW superuser_reserved_connections").scalar_one()
+        )
+    assert connection_budget(postgresql_url, 1, usable - 1, 0, listeners=1) == []
+    (warning,) = connection_budget(postgresql_url, 1, usable, 0, listeners=1)
+    assert f"+ 1 listener) = {usable + 1} connections" in warning
+
+
 def test_default_pool_lets_four_workers_fit_postgresql_defaults() -> None:
     settings = Settings(database_url="postgresql+psycopg://x@127.0.0.1/x")
     options = settings.engine_options()
-    assert 4 * (options["pool_size"] + options["max_overflow"]) <= 100 - 3
+    assert 4 * (options["pool_size"] + options["max_overflow"] + 1) <= 100 - 3
     assert Settings(database_url="sqlite://").engine_options() == {}
 
 

@@ -19,9 +19,11 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlmodel import Session
 
+from api.changes.cache import cached
 from api.http.caching import Version, not_before
 from db.dialect import insert
 from db.models import DataState, Metric, utcnow
+from db.notify import notify
 
 TABLE = DataState.__table__  # type: ignore[attr-defined]
 M = Metric.__table__  # type: ignore[attr-defined]
@@ -44,10 +46,17 @@ def bump(session: Session, scopes: Iterable[str]) -> None:
             set_={"version": TABLE.c.version + 1, "changed_at": now},
         )
         session.execute(stmt)
+    if ordered:
+        notify(session)  # every worker's cached versions go when this commits
 
 
 def version(session: Session, *scopes: str) -> Version:
-    """The combined version of ``scopes``: a token and the latest change time."""
+    """The combined version of ``scopes``: a token and the latest change time (from the
+    worker's memory when a notified cache holds it, see ``api.changes.cache``)."""
+    return cached(session, ("version", scopes), lambda: _read_version(session, scopes))
+
+
+def _read_version(session: Session, scopes: tuple[str, ...]) -> Version:
     rows = session.execute(
         select(TABLE.c.scope, TABLE.c.version, TABLE.c.changed_at).where(TABLE.c.scope.in_(scopes))
     ).all()

@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlmodel import Session, col
 
 from api.changes import service as changes
+from api.changes.cache import cached
 from api.cityscore import materialise
 from api.errors import Conflict, NotFound, Unprocessable
 from api.http.respond import Listing
@@ -147,10 +148,16 @@ def get_public(session: Session, slug: str, today: dt.date) -> dict[str, Any]:
 
 
 def metric_id(session: Session, slug: str) -> int:
-    found = session.execute(select(M.c.id).where(M.c.slug == slug)).scalar()
-    if found is None:
-        raise NotFound(f"No metric '{slug}'.")
-    return int(found)
+    """The metric's id (a 404 problem when there is none); a GET's session remembers it until
+    the next change anywhere (``api.changes.cache``)."""
+
+    def load() -> int:
+        found = session.execute(select(M.c.id).where(M.c.slug == slug)).scalar()
+        if found is None:
+            raise NotFound(f"No metric '{slug}'.")
+        return int(found)
+
+    return cached(session, ("metric-id", slug), load)
 
 
 def ids_by_slug(session: Session) -> dict[str, int]:

@@ -111,7 +111,7 @@ def test_bumping_many_scopes_is_one_statement(session: Session) -> None:
         changes.bump(session, ["values", "metric:7"])
     finally:
         event.remove(connection, "before_cursor_execute", count)
-    assert len(statements) == 2
+    assert len([s for s in statements if "data_state" in s]) == 2  # (and one NOTIFY each)
     table = DataState.__table__  # type: ignore[attr-defined]
     found = dict(session.execute(select(table.c.scope, table.c.version)).all())
     assert found["values"] == 2 and found["metric:7"] == 2 and found["metric:999"] == 1

@@ -1,0 +1,85 @@
+"""Change versions held in memory by each worker, kept true by PostgreSQL's LISTEN/NOTIFY.
+
+A conditional GET needs the version of the scopes behind its answer (and, for a metric, the
+metric's id from its slug). Reading them is a query, and with the BEGIN and ROLLBACK around
+it, most of what a 304 costs. Every write bumps its scopes (``changes.bump``), which also sends
+``NOTIFY cityscore_changes`` in the same transaction: PostgreSQL delivers it when, and only
+if, that transaction commits. Each worker keeps one listening connection, and a notification
+empties its cache. A request that read the store before a notification arrived cannot store
+what it read afterwards (the generation check), and a write empties its own worker's cache as
+soon as it has committed, so a client sees its own writes at once.
+
+What it costs: between a commit and its notification's arrival (about a millisecond on one
+host) another worker can still answer from the version before, as a read replica within its
+lag would. If the listening connection fails the cache is off (every version read from the
+store) until it is back, and emptied then. Off on SQLite (no notifications), with read
+replicas (a replica can lag behind the notification), with ``VERSION_CACHE=false``, and when
+the app is bound to a test's connection (nothing commits, so nothing is notified).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from db.notify import Listener
+
+MAX_ENTRIES = 50_000  # scopes and slugs of one catalogue; past it the cache starts over
+SESSION_KEY = "versions"  # a GET's session carries its worker's cache under this key
+T = TypeVar("T")
+
+
+def cached(session: Any, key: Hashable, load: Callable[[], T]) -> T:
+    """``load()`` through the cache of the session's worker, when the session has one (only
+    a GET's does: a write must read its own uncommitted changes, and never share them)."""
+    cache: VersionCache | None = session.info.get(SESSION_KEY)
+    return load() if cache is None else cache.get(key, load)
+
+
+class VersionCache:
+    """Values read from the store, valid until the next notified change."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, Any] = {}
+        self._generation = 0
+        self.enabled = False
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        """The cached value of ``key``, or ``load()`` (stored unless a change came meanwhile)."""
+        with self._lock:
+            if self.enabled and key in self._entries:
+                value: T = self._entries[key]
+                return value
+            generation = self._generation
+        value = load()
+        with self._lock:
+            if self.enabled and generation == self._generation:
+                if len(self._entries) >= MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[key] = value
+        return value
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def set_enabled(self, enabled: bool) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+            self.enabled = enabled
+
+
+def listen(conninfo: str, cache: VersionCache) -> Listener:
+    """A started listener that keeps ``cache`` on exactly while notifications can arrive."""
+    listener = Listener(
+        conninfo,
+        on_listening=lambda: cache.set_enabled(True),
+        on_change=cache.invalidate,
+        on_lost=lambda: cache.set_enabled(False),
+    )
+    listener.start()
+    return listener

@@ -1,0 +1,144 @@
+"""The versions behind ETags from each worker's memory (``api/changes/cache.py``).
+
+Two apps on one PostgreSQL database stand for two workers. A 304 answered from memory runs no
+SQL at all; a write through the other worker reaches this one through NOTIFY; a write through
+this worker is seen at once; a lost listening connection turns the cache off until it is
+back. On SQLite, and for an app bound to one test connection, the cache is off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, text
+
+from api.changes.cache import VersionCache
+from api.main import create_app
+from api.settings import Settings
+from db.session import session_factory
+from tests._data import admin_headers, put_department, put_metric
+
+URL = "/v1/metrics/m1"
+
+
+def test_a_load_that_raced_a_change_is_not_kept() -> None:
+    cache = VersionCache()
+    cache.set_enabled(True)
+    assert cache.get("k", lambda: 1) == 1
+    assert cache.get("k", lambda: 2) == 1  # held
+
+    def racing() -> int:
+        cache.invalidate()  # a notification arrives while the store is being read
+        return 3
+
+    cache.invalidate()
+    assert cache.get("k", racing) == 3
+    assert cache.get("k", lambda: 4) == 4  # the racing value was not kept
+    cache.set_enabled(False)
+    assert cache.get("k", lambda: 5) == 5 and cache.get("k", lambda: 6) == 6
+
+
+def test_the_cache_is_off_for_a_test_connection(client: TestClient) -> None:
+    assert client.app.state.versions.enabled is False  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def workers(
+    committing_engine: Engine, settings: Settings
+) -> Iterator[tuple[TestClient, TestClient, dict[str, str]]]:
+    with session_factory(committing_engine)() as s:
+        headers = admin_headers(s)
+        s.commit()
+    with (
+        TestClient(create_app(settings, bind=committing_engine)) as a,
+        TestClient(create_app(settings, bind=committing_engine)) as b,
+    ):
+        yield a, b, headers
+
+
+def _statements(engine: Engine, call: Callable[[], Any]) -> tuple[Any, list[str]]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        return call(), seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _until_changed(client: TestClient, etag: str, seconds: float = 5.0) -> tuple[str, float]:
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        r = client.get(URL, headers={"If-None-Match": etag})
+        if r.status_code == 200:
+            return r.headers["etag"], time.monotonic() - began
+        assert r.status_code == 304, r.text
+        time.sleep(0.01)
+    raise AssertionError(f"the change did not reach the other worker in {seconds} s")
+
+
+def _listening(client: TestClient) -> None:
+    listener = client.app.state.version_listener  # type: ignore[attr-defined]
+    assert listener.listening.wait(10), "the listener did not connect"
+
+
+def test_versions_from_memory_stay_true_across_workers(
+    backend: str,
+    committing_engine: Engine,
+    workers: tuple[TestClient, TestClient, dict[str, str]],
+) -> None:
+    a, b, headers = workers
+    if backend == "sqlite":  # no notifications: every version is read from the store
+        assert not a.app.state.versions.enabled  # type: ignore[attr-defined]
+        assert not hasattr(a.app.state, "version_listener")  # type: ignore[attr-defined]
+        return
+    _listening(a)
+    _listening(b)
+    put_department(b, headers, "d1")
+    put_metric(b, headers, "m1", "d1")
+    first = a.get(URL)
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+
+    # A 304 from memory: no SQL at all (not even BEGIN: the session never connects).
+    a.get(URL, headers={"If-None-Match": etag})
+    r, sql = _statements(committing_engine, lambda: a.get(URL, headers={"If-None-Match": etag}))
+    assert r.status_code == 304 and sql == []
+
+    # A write through the other worker reaches this one by NOTIFY.
+    put_metric(b, headers, "m1", "d1", name="Renamed once")
+    etag2, took = _until_changed(a, etag)
+    assert a.get(URL).json()["name"] == "Renamed once"
+    assert took < 1.0, took
+
+    # A write through this worker is seen by its next request, with no wait.
+    put_metric(a, headers, "m1", "d1", name="Renamed twice")
+    r = a.get(URL, headers={"If-None-Match": etag2})
+    assert r.status_code == 200 and r.json()["name"] == "Renamed twice"
+    etag3 = r.headers["etag"]
+
+    # The listening connections die: no stale answer survives it.
+    with committing_engine.connect() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'cityscore-change-listener'"
+            )
+        ).scalar()
+        conn.commit()
+    assert killed == 2
+    put_metric(b, headers, "m1", "d1", name="Renamed while deaf")
+    _until_changed(a, etag3)
+    assert a.get(URL).json()["name"] == "Renamed while deaf"
+    _listening(a)  # back, and answering from memory again
+    etag4 = a.get(URL).headers["etag"]
+    a.get(URL, headers={"If-None-Match": etag4})
+    r, sql = _statements(committing_engine, lambda: a.get(URL, headers={"If-None-Match": etag4}))
+    assert r.status_code == 304 and sql == []
