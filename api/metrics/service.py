@@ -160,6 +160,14 @@ def metric_id(session: Session, slug: str) -> int:
     return cached(session, ("metric-id", slug), load)
 
 
+def find_metric_id(session: Session, slug: str) -> int | None:
+    """The metric's id, or None (an unknown slug is not remembered: clients choose them)."""
+    try:
+        return metric_id(session, slug)
+    except NotFound:
+        return None
+
+
 def ids_by_slug(session: Session) -> dict[str, int]:
     return {slug: id_ for id_, slug in session.execute(select(M.c.id, M.c.slug))}
 

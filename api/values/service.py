@@ -15,10 +15,12 @@ from sqlalchemy import and_, select
 from sqlmodel import Session
 
 from api.changes import service as changes
+from api.changes.cache import cached
 from api.cityscore.known import raw_values_sql, values_at
 from api.errors import BadRequest, NotFound
 from api.http.csv import format_number
 from api.http.respond import Listing
+from api.metrics import service as metrics_service
 from api.scoring.aggregates import Point, Series
 from api.scoring.windows import month_start
 from api.values.schemas import INTERVALS, PERIOD_COLUMNS, REVISION_COLUMNS, VALUE_COLUMNS
@@ -146,8 +148,7 @@ def bulk_listing(
     With ``known_at``, each value's version as it stood at that instant."""
 
     def id_of(slug: str) -> int | None:
-        found = session.execute(select(M.c.id).where(M.c.slug == slug)).scalar()
-        return None if found is None else int(found)
+        return metrics_service.find_metric_id(session, slug)
 
     connection = session.connection()
     metric_id = None if metric is None else (id_of(metric) or -1)
@@ -362,10 +363,15 @@ def revisions_listing(session: Session, metric_id: int, slug: str, day: dt.date)
 
 
 def metric_ref(session: Session, slug: str) -> tuple[int, str]:
-    row = session.execute(select(M.c.id, M.c.aggregation).where(M.c.slug == slug)).first()
-    if row is None:
-        raise NotFound(f"No metric '{slug}'.")
-    return int(row[0]), str(row[1])
+    """The metric's id and aggregation (remembered by a GET's worker until the next change)."""
+
+    def load() -> tuple[int, str]:
+        row = session.execute(select(M.c.id, M.c.aggregation).where(M.c.slug == slug)).first()
+        if row is None:
+            raise NotFound(f"No metric '{slug}'.")
+        return int(row[0]), str(row[1])
+
+    return cached(session, ("metric-ref", slug), load)
 
 
 def bulk_scopes(session: Session, metric: str | None, department: str | None) -> list[str]:
@@ -377,13 +383,26 @@ def bulk_scopes(session: Session, metric: str | None, department: str | None) ->
     definition, since a later write can make rows appear.
     """
     if metric is not None:
-        found = session.execute(select(M.c.id).where(M.c.slug == metric)).scalar()
+        found = metrics_service.find_metric_id(session, metric)
         if found is not None:
             return [f"metric:{found}"]
         return ["values", "metrics"]
     if department is not None:
-        dept = session.execute(select(D.c.id).where(D.c.slug == department)).scalar()
-        if dept is not None:
-            return changes.department_scopes(session, dept)
-        return ["values", "metrics", "departments"]
+        scopes = _department_scopes(session, department)
+        return scopes if scopes is not None else ["values", "metrics", "departments"]
     return ["values", "metrics"]
+
+
+def _department_scopes(session: Session, slug: str) -> list[str] | None:
+    """The scopes of a department's data, or None (an unknown slug is not remembered)."""
+
+    def load() -> list[str]:
+        dept = session.execute(select(D.c.id).where(D.c.slug == slug)).scalar()
+        if dept is None:
+            raise NotFound(f"No department '{slug}'.")
+        return changes.department_scopes(session, dept)
+
+    try:
+        return cached(session, ("department-scopes", slug), load)
+    except NotFound:
+        return None

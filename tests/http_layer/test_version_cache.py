@@ -142,3 +142,25 @@ def test_versions_from_memory_stay_true_across_workers(
     a.get(URL, headers={"If-None-Match": etag4})
     r, sql = _statements(committing_engine, lambda: a.get(URL, headers={"If-None-Match": etag4}))
     assert r.status_code == 304 and sql == []
+
+
+def test_a_warm_read_asks_the_store_only_for_its_rows(
+    backend: str,
+    committing_engine: Engine,
+    workers: tuple[TestClient, TestClient, dict[str, str]],
+) -> None:
+    """Slugs' ids and a department's metrics come from memory too: a warm page runs only
+    its data query (on the driver's cursor, so no SQLAlchemy statement at all)."""
+    a, b, headers = workers
+    if backend == "sqlite":
+        assert not a.app.state.versions.enabled  # type: ignore[attr-defined]
+        return
+    _listening(a)
+    put_department(b, headers, "d1")
+    put_metric(b, headers, "m1", "d1")
+    for path in ("/v1/values?metric=m1&limit=10", "/v1/values?department=d1&limit=10"):
+        assert a.get(path).status_code == 200
+        r, sql = _statements(committing_engine, lambda path=path: a.get(path))  # type: ignore[misc]
+        assert r.status_code == 200 and sql == [], (path, sql)
+    assert a.get("/v1/values?department=nowhere").status_code == 200
+    assert ("department-scopes", "nowhere") not in a.app.state.versions._entries  # type: ignore[attr-defined]
