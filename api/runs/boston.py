@@ -274,7 +274,8 @@ def _create_metrics(
             )
     if created:
         revisions.record(session, created.values(), now)
-        changes.bump(session, ["metrics", *(f"metric:{i}" for i in created.values())])
+        # "scores": scorecards count each department's metrics (as a metric PUT bumps it)
+        changes.bump(session, ["metrics", "scores", *(f"metric:{i}" for i in created.values())])
     return created
 
 

@@ -652,6 +652,21 @@ def test_import_round_trip(
     assert [a.detail["runs"] for a in audits] == [2, 1]  # the no-op import is not audited
 
 
+def test_import_moves_the_scorecards_etag_when_it_adds_metrics(
+    client: TestClient, session: Session, tmp_path: Path
+) -> None:
+    """Scorecards count each department's metrics: an import that creates metrics changes
+    them, so their ETag moves (it bumped only the metrics' own scopes before)."""
+    header, first_row = FULL_METRIC_LIST[:2]
+    boston.import_file(session, write_csv(tmp_path / "one.csv", [header, first_row]), NY)
+    before = client.get("/v1/scorecards")
+    boston.import_file(session, write_csv(tmp_path / "full.csv", FULL_METRIC_LIST), NY)
+    r = client.get("/v1/scorecards", headers={"If-None-Match": before.headers["etag"]})
+    assert r.status_code == 200, "the scorecards changed; their ETag must move"
+    count = sum(card["metrics"] for card in r.json()["data"])
+    assert count > sum(card["metrics"] for card in before.json()["data"])
+
+
 def test_archived_and_computed_runs_share_the_log(
     client: TestClient,
     session: Session,
