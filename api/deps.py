@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.changes.cache import SESSION_KEY
+from api.changes.cache import BUMPED_KEY, SESSION_KEY, SINCE_KEY
 from api.errors import Forbidden, Unauthorized
 from api.keys import service as keys_service
 from api.settings import Settings
@@ -44,12 +44,13 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     writing = request.method not in ("GET", "HEAD")
     if versions is not None and not writing:
         session.info[SESSION_KEY] = versions  # versions and slugs from memory when it can
+        session.info[SINCE_KEY] = versions.generation
     try:
         yield session
         if writing and session.in_transaction():
             await run_in_threadpool(session.commit)
-            if versions is not None:  # this worker sees its own write at once
-                versions.invalidate()
+            if versions is not None and session.info.get(BUMPED_KEY):
+                versions.invalidate()  # this worker sees its own write at once
     finally:
         if not session.info.get(DETACHED):
             if session.in_transaction():

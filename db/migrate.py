@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.engine import make_url
 
 from alembic import command
+from db.notify import CHANNEL
 
 # Session-level advisory lock held around `db upgrade` on PostgreSQL ("CITYMIGR"), so that
 # several replicas starting at once migrate one after the other (the later ones find the schema
@@ -75,6 +76,8 @@ def upgrade(engine: Engine) -> None:
             conn.commit()
         try:
             command.upgrade(alembic_config(connection=conn), "head")
+            if postgres:  # a running server's cached versions go (a migration may move data)
+                conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
             conn.commit()
         finally:
             if postgres:

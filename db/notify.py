@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -31,16 +32,26 @@ def conninfo(engine: Engine) -> str | None:
     """A libpq connection string for the engine's database (None on SQLite)."""
     if not is_postgres(engine.dialect.name):
         return None
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    url = engine.url
+    parts = {
+        "host": url.host,
+        "port": url.port,
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+        **{k: v for k, v in url.query.items() if isinstance(v, str)},
+    }
+    return make_conninfo("", **{k: v for k, v in parts.items() if v is not None})
 
 
 class Listener:
     """A thread that keeps ``LISTEN cityscore_changes`` open on its own connection.
 
     ``on_listening`` runs once LISTEN is in place (each time, after a reconnect),
+    ``on_alive`` then and after every probe that came back (about every ``POLL_SECONDS``),
     ``on_change`` on every notification, ``on_lost`` when the connection fails or the
-    listener stops. A dead connection is noticed within ``POLL_SECONDS`` (a probe between
-    waits; TCP keepalives for a peer that vanished).
+    listener stops. A probe that never returns (a proxy that hangs) stops ``on_alive``; a
+    peer that vanished is cut off by TCP (keepalives, ``tcp_user_timeout``).
     """
 
     def __init__(
@@ -48,11 +59,13 @@ class Listener:
         conninfo: str,
         *,
         on_listening: Callable[[], None],
+        on_alive: Callable[[], None],
         on_change: Callable[[], None],
         on_lost: Callable[[], None],
     ) -> None:
         self.conninfo = conninfo
-        self.on_listening, self.on_change, self.on_lost = on_listening, on_change, on_lost
+        self.on_listening, self.on_alive = on_listening, on_alive
+        self.on_change, self.on_lost = on_change, on_lost
         self.stopping = threading.Event()
         self.listening = threading.Event()
         self.thread = threading.Thread(target=self._run, name="change-listener", daemon=True)
@@ -84,11 +97,14 @@ class Listener:
             keepalives_idle=5,
             keepalives_interval=2,
             keepalives_count=2,
+            tcp_user_timeout=5000,
         ) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             self.on_listening()
+            self.on_alive()
             self.listening.set()
             while not self.stopping.is_set():
                 for _ in conn.notifies(timeout=POLL_SECONDS):
                     self.on_change()
                 conn.execute("SELECT 1")  # a dead connection raises here
+                self.on_alive()

@@ -20,6 +20,7 @@ the app is bound to a test's connection (nothing commits, so nothing is notified
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -27,6 +28,9 @@ from db.notify import Listener
 
 MAX_ENTRIES = 50_000  # scopes and slugs of one catalogue; past it the cache starts over
 SESSION_KEY = "versions"  # a GET's session carries its worker's cache under this key
+SINCE_KEY = "versions_since"  # ... and the cache's generation when the session began
+BUMPED_KEY = "bumped"  # set by changes.bump: this session's commit changes versions
+LEASE_SECONDS = 3.0  # the cache is on only this long after the listener last proved alive
 T = TypeVar("T")
 
 
@@ -34,7 +38,9 @@ def cached(session: Any, key: Hashable, load: Callable[[], T]) -> T:
     """``load()`` through the cache of the session's worker, when the session has one (only
     a GET's does: a write must read its own uncommitted changes, and never share them)."""
     cache: VersionCache | None = session.info.get(SESSION_KEY)
-    return load() if cache is None else cache.get(key, load)
+    if cache is None:
+        return load()
+    return cache.get(key, load, since=session.info.get(SINCE_KEY))
 
 
 class VersionCache:
@@ -44,18 +50,39 @@ class VersionCache:
         self._lock = threading.Lock()
         self._entries: dict[Hashable, Any] = {}
         self._generation = 0
+        self._alive_until = 0.0
         self.enabled = False
 
-    def get(self, key: Hashable, load: Callable[[], T]) -> T:
-        """The cached value of ``key``, or ``load()`` (stored unless a change came meanwhile)."""
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def _usable(self) -> bool:
+        return self.enabled and time.monotonic() < self._alive_until
+
+    def renew(self, seconds: float = LEASE_SECONDS) -> None:
+        """The listener is alive: hold the cache on for ``seconds`` more. A listener that
+        stops proving it (a connection hung behind a proxy answers nothing, raises nothing)
+        lets the cache fall off by itself."""
         with self._lock:
-            if self.enabled and key in self._entries:
+            now = time.monotonic()
+            if now >= self._alive_until:  # lapsed: notifications may have been missed
+                self._generation += 1
+                self._entries.clear()
+            self._alive_until = now + seconds
+
+    def get(self, key: Hashable, load: Callable[[], T], since: int | None = None) -> T:
+        """The cached value of ``key``, or ``load()``: stored unless a change was notified
+        since ``since`` (the generation when the reader's snapshot can have begun; default:
+        now), so a value read before a change never outlives it."""
+        with self._lock:
+            if self._usable() and key in self._entries:
                 value: T = self._entries[key]
                 return value
-            generation = self._generation
+            generation = self._generation if since is None else since
         value = load()
         with self._lock:
-            if self.enabled and generation == self._generation:
+            if self._usable() and generation == self._generation:
                 if len(self._entries) >= MAX_ENTRIES:
                     self._entries.clear()
                 self._entries[key] = value
@@ -78,6 +105,7 @@ def listen(conninfo: str, cache: VersionCache) -> Listener:
     listener = Listener(
         conninfo,
         on_listening=lambda: cache.set_enabled(True),
+        on_alive=cache.renew,
         on_change=cache.invalidate,
         on_lost=lambda: cache.set_enabled(False),
     )

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlmodel import Session
 
-from api.changes.cache import cached
+from api.changes.cache import BUMPED_KEY, cached
 from api.http.caching import Version, not_before
 from db.dialect import insert
 from db.models import DataState, Metric, utcnow
@@ -48,6 +48,7 @@ def bump(session: Session, scopes: Iterable[str]) -> None:
         session.execute(stmt)
     if ordered:
         notify(session)  # every worker's cached versions go when this commits
+        session.info[BUMPED_KEY] = True  # ... and this worker's, right after
 
 
 def version(session: Session, *scopes: str) -> Version:

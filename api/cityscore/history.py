@@ -15,11 +15,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import orjson
-from sqlalchemy import func, select
 from sqlmodel import Session
 
 from api.cityscore import reads
-from api.cityscore.materialise import C
 from api.cityscore.schemas import HISTORY_COLUMNS
 from api.http.respond import JSON_OPTIONS, Row
 
@@ -49,16 +47,18 @@ class HistoryTable:
 
     @classmethod
     def read(cls, session: Session) -> HistoryTable:
-        """The stored rows, with null rows ``PAD_BEFORE`` days before and ``PAD_AFTER`` after."""
-        first, last = session.execute(select(func.min(C.c.as_of), func.max(C.c.as_of))).one()
-        if first is None:
+        """The stored rows (one statement: one state of the table), gaps as null rows, with
+        null rows ``PAD_BEFORE`` days before the first and ``PAD_AFTER`` after the last."""
+        rows = reads.cityscore_history(session, dt.date.min, dt.date.max, fill=False)
+        if not rows:
             return cls([])
-        lo = max(first.toordinal() - PAD_BEFORE, 1)
-        hi = min(last.toordinal() + PAD_AFTER, dt.date.max.toordinal())
-        rows = reads.cityscore_history(session, first, last)
-        before = [_empty(o) for o in range(lo, first.toordinal())]
-        after = [_empty(o) for o in range(last.toordinal() + 1, hi + 1)]
-        return cls(before + rows + after)
+        first, last = rows[0][0].toordinal(), rows[-1][0].toordinal()
+        lo = max(first - PAD_BEFORE, 1)
+        hi = min(last + PAD_AFTER, dt.date.max.toordinal())
+        dense: list[Row | None] = [None] * (hi - lo + 1)
+        for row in rows:
+            dense[row[0].toordinal() - lo] = row
+        return cls([r or _empty(lo + i) for i, r in enumerate(dense)])
 
     def between(self, start: dt.date, end: dt.date) -> list[Row]:
         """The rows of every as-of date in [start, end], as ``reads.cityscore_history``."""

@@ -96,9 +96,10 @@ def metric_history(
 
 
 def cityscore_history(
-    session: Session, start: dt.date, end: dt.date
+    session: Session, start: dt.date, end: dt.date, *, fill: bool = True
 ) -> list[tuple[dt.date, float | None, float | None, float | None, float | None]]:
-    """CityScore on every as-of date in [start, end] (null windows where none is stored).
+    """CityScore on every as-of date in [start, end] (null windows where none is stored;
+    ``fill=False``: the stored rows only, in date order).
 
     Ten years are 3,651 rows read on every uncached request: on the driver's own cursor,
     dates as day ordinals, so no SQLAlchemy row or date parsing per row.
@@ -108,6 +109,9 @@ def cityscore_history(
         f"FROM cityscore_daily WHERE as_of BETWEEN {mark(session)} AND {mark(session)}"
     )
     found = fetch_all(session, sql, [raw_param(session, start), raw_param(session, end)])
+    if not fill:
+        ordered = sorted(found)
+        return [(dt.date.fromordinal(o), *windows) for o, *windows in ordered]
     first = start.toordinal()
     rows: list[Any] = [None] * (end.toordinal() - first + 1)
     for ordinal, *windows in found:

@@ -396,13 +396,13 @@ def bulk_scopes(session: Session, metric: str | None, department: str | None) ->
 def _department_scopes(session: Session, slug: str) -> list[str] | None:
     """The scopes of a department's data, or None (an unknown slug is not remembered)."""
 
-    def load() -> list[str]:
+    def load() -> tuple[str, ...]:  # shared by requests: immutable
         dept = session.execute(select(D.c.id).where(D.c.slug == slug)).scalar()
         if dept is None:
             raise NotFound(f"No department '{slug}'.")
-        return changes.department_scopes(session, dept)
+        return tuple(changes.department_scopes(session, dept))
 
     try:
-        return cached(session, ("department-scopes", slug), load)
+        return list(cached(session, ("department-scopes", slug), load))
     except NotFound:
         return None

@@ -442,9 +442,9 @@ def test_history_is_served_from_memory_per_data_version(
     read = reads.cityscore_history
     calls: list[tuple[dt.date, dt.date]] = []
 
-    def counted(session: Session, start: dt.date, end: dt.date) -> Any:
+    def counted(session: Session, start: dt.date, end: dt.date, **options: Any) -> Any:
         calls.append((start, end))
-        return read(session, start, end)
+        return read(session, start, end, **options)
 
     monkeypatch.setattr(reads, "cityscore_history", counted)
 

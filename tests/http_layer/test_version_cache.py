@@ -28,6 +28,7 @@ URL = "/v1/metrics/m1"
 def test_a_load_that_raced_a_change_is_not_kept() -> None:
     cache = VersionCache()
     cache.set_enabled(True)
+    cache.renew(60)
     assert cache.get("k", lambda: 1) == 1
     assert cache.get("k", lambda: 2) == 1  # held
 
@@ -40,6 +41,32 @@ def test_a_load_that_raced_a_change_is_not_kept() -> None:
     assert cache.get("k", lambda: 4) == 4  # the racing value was not kept
     cache.set_enabled(False)
     assert cache.get("k", lambda: 5) == 5 and cache.get("k", lambda: 6) == 6
+
+
+def test_a_reader_that_began_before_a_change_keeps_nothing() -> None:
+    """The generation a GET's session began at counts, not the one when its read ended: under
+    a snapshot that predates a change, the store still answers the old version."""
+    cache = VersionCache()
+    cache.set_enabled(True)
+    cache.renew(60)
+    began = cache.generation
+    cache.invalidate()  # a change is notified after the session began, before it reads
+    assert cache.get("k", lambda: "old", since=began) == "old"
+    assert cache.get("k", lambda: "new") == "new"  # the old answer was not kept
+
+
+def test_the_cache_falls_off_when_the_listener_stops_proving_alive() -> None:
+    """A listening connection hung behind a proxy raises nothing and hears nothing: without
+    a renewed lease the cache stops answering by itself."""
+    cache = VersionCache()
+    cache.set_enabled(True)
+    cache.renew(0.05)
+    assert cache.get("k", lambda: 1) == 1
+    assert cache.get("k", lambda: 2) == 1
+    time.sleep(0.1)
+    assert cache.get("k", lambda: 3) == 3  # lease over: read from the store
+    cache.renew(60)
+    assert cache.get("k", lambda: 4) == 4 and cache.get("k", lambda: 5) == 4
 
 
 def test_the_cache_is_off_for_a_test_connection(client: TestClient) -> None:
@@ -84,6 +111,19 @@ def _until_changed(client: TestClient, etag: str, seconds: float = 5.0) -> tuple
     raise AssertionError(f"the change did not reach the other worker in {seconds} s")
 
 
+def _settled(cache: VersionCache) -> int:
+    """The cache's generation once no notification has come for 0.3 s."""
+    began = time.monotonic()
+    seen, since = cache.generation, time.monotonic()
+    while time.monotonic() - began < 10:
+        time.sleep(0.05)
+        if cache.generation != seen:
+            seen, since = cache.generation, time.monotonic()
+        elif time.monotonic() - since >= 0.3:
+            return seen
+    raise AssertionError("notifications kept coming")
+
+
 def _listening(client: TestClient) -> None:
     listener = client.app.state.version_listener  # type: ignore[attr-defined]
     assert listener.listening.wait(10), "the listener did not connect"
@@ -116,7 +156,7 @@ def test_versions_from_memory_stay_true_across_workers(
     put_metric(b, headers, "m1", "d1", name="Renamed once")
     etag2, took = _until_changed(a, etag)
     assert a.get(URL).json()["name"] == "Renamed once"
-    assert took < 1.0, took
+    assert took < 3.0, took  # about a millisecond when the machine is quiet
 
     # A write through this worker is seen by its next request, with no wait.
     put_metric(a, headers, "m1", "d1", name="Renamed twice")
@@ -164,3 +204,26 @@ def test_a_warm_read_asks_the_store_only_for_its_rows(
         assert r.status_code == 200 and sql == [], (path, sql)
     assert a.get("/v1/values?department=nowhere").status_code == 200
     assert ("department-scopes", "nowhere") not in a.app.state.versions._entries  # type: ignore[attr-defined]
+
+
+def test_only_a_write_that_changed_something_empties_the_cache(
+    backend: str, workers: tuple[TestClient, TestClient, dict[str, str]]
+) -> None:
+    """A POST that changes nothing (a replayed ingest batch) leaves the cache as it was:
+    otherwise any client could keep every worker's 304s at their old cost."""
+    a, b, headers = workers
+    if backend == "sqlite":
+        assert not a.app.state.versions.enabled  # type: ignore[attr-defined]
+        return
+    _listening(a)
+    put_department(b, headers, "d1")
+    put_metric(b, headers, "m1", "d1", aggregation="mean")
+    rows = [{"metric": "m1", "date": "2026-01-05", "value": 3.0}]
+    assert a.post("/v1/ingest/values", json=rows, headers=headers).status_code == 200
+    etag = a.get(URL).headers["etag"]
+    a.get(URL, headers={"If-None-Match": etag})
+    cache = a.app.state.versions  # type: ignore[attr-defined]
+    generation = _settled(cache)  # the first batch's own notification has arrived
+    replay = a.post("/v1/ingest/values", json=rows, headers=headers)
+    assert replay.status_code == 200 and replay.json()["unchanged"] == 1
+    assert cache.generation == generation  # the notification of a real write aside
