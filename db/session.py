@@ -7,6 +7,8 @@ writer; PostgreSQL goes through psycopg 3.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +111,7 @@ def make_engine(url: str, *, bulk: bool = False, **kwargs: Any) -> Engine:
             # SAVEPOINTs work (the tests run every case inside a rolled-back transaction).
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=OFF" if bulk else "PRAGMA synchronous=NORMAL")
             if bulk:
@@ -134,6 +136,22 @@ def make_engine(url: str, *, bulk: bool = False, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_timeout", DEFAULT_POOL_TIMEOUT)
     kwargs.setdefault("pool_recycle", 3600)
     return create_engine(url, **kwargs)
+
+
+def _wal(cur: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried for up to 30 s: while another connection is
+    switching a new file to WAL, SQLite answers "database is locked" at once, without waiting
+    out the busy timeout (processes starting together on a new file hit it)."""
+    deadline, delay = time.monotonic() + 30, 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
 
 def connection_budget(
