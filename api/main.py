@@ -28,6 +28,7 @@ from api.errors import ServiceUnavailable, api_error_response, install_error_han
 from api.http.docs import WRITE_ERRORS, component_schemas, problem_response_doc, tidy_parameters
 from api.http.formats import CsvSuffixMiddleware, HeadMiddleware, NulGuardMiddleware
 from api.http.guards import WriteGuard
+from api.http.lifespan import extend_lifespan
 from api.http.ratelimit import WINDOW_SECONDS, MemoryCounter, RateLimitMiddleware, make_counter
 from api.http.respond import ResponseCache, json_response
 from api.http.security import SecurityHeadersMiddleware
@@ -158,19 +159,17 @@ def install_version_cache(app: FastAPI, settings: Settings, bind: Any) -> None:
     target = conninfo(app.state.engine)
     if target is None:  # SQLite
         return
-    inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
-    async def lifespan(state_app: Any) -> AsyncIterator[Any]:
+    async def listening() -> AsyncIterator[None]:
         listener = listen(target, cache)
         app.state.version_listener = listener
         try:
-            async with inner(state_app) as state:
-                yield state
+            yield
         finally:
             await run_in_threadpool(listener.stop)
 
-    app.router.lifespan_context = lifespan
+    extend_lifespan(app, listening)
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:

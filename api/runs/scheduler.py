@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
+from api.http.lifespan import extend_lifespan
 from api.runs import service
 from api.settings import Settings
 
@@ -90,18 +91,16 @@ def install_daily_runs(app: FastAPI, settings: Settings) -> None:
     """Start ``run_daily`` with the app (its lifespan) when ``PUBLISH_DAILY_AT`` is set."""
     if settings.publish_daily_time() is None:
         return
-    inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
-    async def lifespan(target: Any) -> AsyncIterator[Any]:
+    async def daily_runs() -> AsyncIterator[None]:
         task = asyncio.create_task(run_daily(app.state.session_factory, settings))
         app.state.daily_runs = task
         try:
-            async with inner(target) as state:
-                yield state
+            yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    app.router.lifespan_context = lifespan
+    extend_lifespan(app, daily_runs)
