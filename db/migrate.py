@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.engine import make_url
 
 from alembic import command
-from db.notify import CHANNEL
+from db.notify import notify
 
 # Session-level advisory lock held around `db upgrade` on PostgreSQL ("CITYMIGR"), so that
 # several replicas starting at once migrate one after the other (the later ones find the schema
@@ -76,8 +76,7 @@ def upgrade(engine: Engine) -> None:
             conn.commit()
         try:
             command.upgrade(alembic_config(connection=conn), "head")
-            if postgres:  # a running server's cached versions go (a migration may move data)
-                conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+            notify(conn)  # running servers' cached versions go (a migration may move data)
             conn.commit()
         finally:
             if postgres:

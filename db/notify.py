@@ -12,20 +12,20 @@ from collections.abc import Callable
 
 import psycopg
 from psycopg.conninfo import make_conninfo
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from db.dialect import is_postgres
+from db.dialect import connection_of, is_postgres
 
 CHANNEL = "cityscore_changes"
 POLL_SECONDS = 1.0  # how often the listener checks its connection between notifications
 log = logging.getLogger("cityscore.notify")
 
 
-def notify(session: Session) -> None:
-    """Tell every listener, once the session's transaction commits, that data changed."""
-    if is_postgres(session):
-        session.execute(text(f"NOTIFY {CHANNEL}"))
+def notify(bind: Session | Connection) -> None:
+    """Tell every listener, once the transaction commits, that data changed."""
+    if is_postgres(bind):
+        connection_of(bind).exec_driver_sql(f"NOTIFY {CHANNEL}")
 
 
 def conninfo(engine: Engine) -> str | None:
