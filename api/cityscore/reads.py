@@ -106,12 +106,12 @@ def cityscore_history(
     """
     sql = (
         f"SELECT {day_ordinal(session, 'as_of')}, day, week, month, quarter "
-        f"FROM cityscore_daily WHERE as_of BETWEEN {mark(session)} AND {mark(session)}"
+        f"FROM cityscore_daily WHERE as_of BETWEEN {mark(session)} AND {mark(session)} "
+        "ORDER BY as_of"
     )
     found = fetch_all(session, sql, [raw_param(session, start), raw_param(session, end)])
     if not fill:
-        ordered = sorted(found)
-        return [(dt.date.fromordinal(o), *windows) for o, *windows in ordered]
+        return [(dt.date.fromordinal(o), *windows) for o, *windows in found]
     first = start.toordinal()
     rows: list[Any] = [None] * (end.toordinal() - first + 1)
     for ordinal, *windows in found:
