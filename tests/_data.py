@@ -28,6 +28,19 @@ R = ValueRevision.__table__  # type: ignore[attr-defined]
 TARGET_FROM = "2000-01-01"
 
 
+# The bulk values' columns as the contract names them (CSV header, JSON keys).
+VALUE_HEADER = [
+    "metric",
+    "department",
+    "date",
+    "value",
+    "numerator",
+    "denominator",
+    "deleted",
+    "updated_at",
+]
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

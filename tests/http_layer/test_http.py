@@ -19,6 +19,7 @@ from api.main import create_app
 from api.settings import Settings
 from db.session import session_factory
 from tests._data import (
+    VALUE_HEADER,
     admin_headers,
     collect_pages,
     csv_instant,
@@ -33,16 +34,6 @@ from tests._data import (
 
 CSV_TYPE = "text/csv; charset=utf-8"
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "message"}
-VALUE_HEADER = [
-    "metric",
-    "department",
-    "date",
-    "value",
-    "numerator",
-    "denominator",
-    "deleted",
-    "updated_at",
-]
 
 
 def assert_problem(r: Any, status: int) -> dict[str, Any]:

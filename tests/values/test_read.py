@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from tests._data import (
+    VALUE_HEADER,
     add_revision,
     insert_values,
     instant,
@@ -245,16 +246,7 @@ def test_bulk_values_filters(client: TestClient, session: Session, admin: dict) 
         ("m2", "2026-01-02"),
     ]
     first = body["data"][0]
-    assert set(first) == {
-        "metric",
-        "department",
-        "date",
-        "value",
-        "numerator",
-        "denominator",
-        "deleted",
-        "updated_at",
-    }
+    assert set(first) == set(VALUE_HEADER)
     assert first["value"] == 0.5 and first["numerator"] == 1.0 and first["denominator"] == 2.0
     assert first["deleted"] is False and instant(first["updated_at"]) == T0
     assert [r["department"] for r in body["data"]] == ["parks"] * 3 + ["police"] * 2
@@ -328,16 +320,7 @@ def test_bulk_values_updated_since(client: TestClient, session: Session, admin: 
     r = client.get("/v1/values.csv", params={"updated_since": "2026-01-02T00:00:00Z"})
     assert r.status_code == 200
     assert parse_csv(r.content) == [
-        [
-            "metric",
-            "department",
-            "date",
-            "value",
-            "numerator",
-            "denominator",
-            "deleted",
-            "updated_at",
-        ],
+        VALUE_HEADER,
         ["m1", "parks", "2026-01-03", "", "", "", "true", "2026-01-03T00:00:00Z"],
     ]
     # the tombstone is still absent without updated_since
