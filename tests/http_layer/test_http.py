@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import time
 from typing import Any
 
@@ -65,6 +66,8 @@ def csv_value_row(cells: list[str]) -> tuple[Any, ...]:
     assert not any(c.endswith(".0") for c in numbers), cells  # whole numbers without ".0"
     parsed = (float(c) if c else None for c in numbers)
     flag = {"true": True, "false": False}[deleted]
+    # The instant as the JSON writes one: "T" between date and time, "Z", no trailing zeros.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z", updated_at), cells
     return (metric, department, date, *parsed, flag, instant(updated_at))
 
 
