@@ -292,3 +292,46 @@ def test_processes_opening_a_new_sqlite_file_at_once_all_connect(tmp_path: Path)
             p.join(60)
         failures += [o for o in outcomes if o != "ok"]
     assert not failures, failures
+
+
+def test_a_bulk_load_into_sqlite_writes_its_pages_once(tmp_path: Path) -> None:
+    """In WAL mode every page of a load is written twice (to the WAL, then copied into the
+    file at the checkpoint) and reads of the table being indexed look each page up in the
+    WAL's index. The bulk engine (``cityscore demo``) uses a rollback journal, which holds only
+    the pages that existed before: the 1000 x 10 demo went from 68 s to 50 s here. A normal
+    engine switches the file back to WAL."""
+    url = f"sqlite:///{tmp_path}/bulk.db"
+    normal = make_engine(url)
+    with normal.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    normal.dispose()
+    bulk = make_engine(url, bulk=True)
+    with bulk.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        conn.exec_driver_sql(
+            "INSERT INTO t WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n "
+            "WHERE x < 100000) SELECT x FROM n"
+        )
+        wal = tmp_path / "bulk.db-wal"
+        assert not wal.exists() or wal.stat().st_size == 0
+    bulk.dispose()
+    again = make_engine(url)
+    with again.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 100_000
+    again.dispose()
+
+
+def test_a_bulk_load_stays_in_wal_while_another_connection_has_the_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/shared.db"
+    normal = make_engine(url)
+    with normal.connect() as held:
+        held.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        held.commit()
+        held.exec_driver_sql("SELECT * FROM t").all()
+        bulk = make_engine(url, bulk=True)
+        with bulk.connect() as conn:  # connects: SQLite refused to leave WAL, and that is fine
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        bulk.dispose()
+    normal.dispose()
