@@ -93,9 +93,18 @@ def machine(pg_url: str | None) -> list[str]:
         with contextlib.suppress(Exception):
             pg = str(pg_exec(pg_url, "SELECT version()", dbname="postgres")[0][0])
     commit = sh(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    status = sh(["git", "-C", str(ROOT), "status", "--porcelain"])
+    changed = [
+        line
+        for line in status.splitlines()
+        if not line.endswith("bench/results.md")  # (this file, rewritten by every run)
+    ]
+    tree = f"{len(changed)} uncommitted change(s)" if changed else "no uncommitted changes"
+    if status == "n/a":
+        tree = "tree state unknown"
     load = os.getloadavg()[0]
     return [
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit} + working tree",
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit}, {tree}",
         f"- CPU: {sh(['nproc'])} cores ({cpu}); load average before the run: {load:.2f}",
         "- Memory (`free -g`):\n\n```\n" + sh(["free", "-g"]) + "\n```\n",
         f"- OS: {platform.platform()}",
