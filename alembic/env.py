@@ -22,6 +22,10 @@ def run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # Alembic treats SQLite DDL as non-transactional and commits after every revision, so
+        # a second `db upgrade` waiting on the write lock could slip in between, find the
+        # schema part-way and replay a revision. SQLite DDL is transactional: one transaction.
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from api.cli import build_parser, format_keys
 from api.main import create_app
@@ -93,6 +93,31 @@ def test_concurrent_upgrades_on_a_fresh_database_all_succeed(
         assert migrate.schema_problem(conn) is None
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
     engine.dispose()
+
+
+def test_an_upgrade_commits_no_revision_short_of_head(scratch_url: str) -> None:
+    """The whole upgrade is one transaction: a second upgrader waiting on the lock never finds
+    the schema part-way (it would then replay a revision the first one is about to run)."""
+    engine = make_engine(scratch_url)
+    committed: list[list[str]] = []
+
+    @event.listens_for(engine, "commit")
+    def _seen(conn: Any) -> None:
+        raw = conn.connection.driver_connection
+        exists = (
+            "SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'"
+            if engine.dialect.name == "sqlite"
+            else "SELECT count(*) FROM pg_tables WHERE tablename = 'alembic_version'"
+        )
+        if raw.execute(exists).fetchone()[0]:
+            rows = raw.execute("SELECT version_num FROM alembic_version").fetchall()
+            committed.append(sorted(row[0] for row in rows))
+
+    migrate.upgrade(engine)
+    engine.dispose()
+    head = sorted(migrate.head_revisions())
+    assert committed, "no commit carried the version table"
+    assert all(revisions == head for revisions in committed), committed
 
 
 def test_db_upgrade_works_from_any_directory_and_names_the_database(
