@@ -43,6 +43,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     versions = getattr(request.app.state, "versions", None)
     writing = request.method not in ("GET", "HEAD")
     if versions is not None and not writing:
+        probe = getattr(request.app.state, "data_version", None)
+        if probe is not None and probe.changed():  # SQLite: a commit since the last read
+            versions.invalidate()
         session.info[SESSION_KEY] = versions  # versions and slugs from memory when it can
         session.info[SINCE_KEY] = versions.generation
     try:

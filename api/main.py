@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -49,7 +50,7 @@ from api.web.render import HERE as WEB_ROOT
 from api.web.router import FRAMEABLE
 from api.web.router import router as web_router
 from db.migrate import head_revisions, schema_problem
-from db.notify import conninfo
+from db.notify import DataVersion, conninfo
 from db.replicas import ReadRouter, ReadSession, read_urls
 from db.session import make_engine, session_factory
 
@@ -150,14 +151,29 @@ def install_store(app: FastAPI, settings: Settings, bind: Any) -> None:
 
 
 def install_version_cache(app: FastAPI, settings: Settings, bind: Any) -> None:
-    """The worker's version cache, on while its listener is (the app's lifespan runs it):
-    only on PostgreSQL, only for an app on an engine (not one test connection), and not with
-    read replicas."""
+    """The worker's version cache: on PostgreSQL while its listener is (the app's lifespan
+    runs it); on a SQLite file, kept true by asking the file before each read
+    (``api.deps.get_session``). Only for an app on an engine (not one test connection), and
+    not with read replicas."""
     app.state.versions = cache = VersionCache()
     if isinstance(bind, Connection) or not settings.version_cache or settings.database_read_url:
         return  # a test's connection: it never commits, so nothing is ever notified
     target = conninfo(app.state.engine)
-    if target is None:  # SQLite
+    if target is None:
+        probe = DataVersion.of(app.state.engine)
+        if probe is not None:  # a SQLite file (not an in-memory database)
+            app.state.data_version = probe
+            cache.set_enabled(True)
+            cache.renew(math.inf)  # no listener to lapse: the probe runs on every read
+
+            @contextlib.asynccontextmanager
+            async def probing() -> AsyncIterator[None]:
+                try:
+                    yield
+                finally:
+                    probe.close()
+
+            extend_lifespan(app, probing)
         return
 
     @contextlib.asynccontextmanager

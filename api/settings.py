@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     # past which a replica is passed over for the primary.
     database_read_url: str = ""
     # Each worker keeps the change versions behind ETags in memory, emptied by PostgreSQL
-    # notifications (api/changes/cache.py); off on SQLite and with read replicas.
+    # notifications or SQLite's data_version (api/changes/cache.py); off with read replicas.
     version_cache: bool = True
     read_max_lag_s: float = 30.0
     # Proxies whose X-Forwarded-For / -Proto are believed (comma-separated addresses or

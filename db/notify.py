@@ -1,18 +1,22 @@
 """Change notifications between processes: PostgreSQL's NOTIFY, sent inside a write's
 transaction (delivered when it commits, never if it rolls back), and a listening thread.
 
-SQLite has no notifications: ``conninfo`` is None there, and ``notify`` does nothing.
+SQLite has no notifications (``conninfo`` is None there, and ``notify`` does nothing); a
+reader asks the file instead, through ``DataVersion``.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
+from urllib.parse import quote
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from db.dialect import connection_of, is_postgres
@@ -108,3 +112,53 @@ class Listener:
                     self.on_change()
                 conn.execute("SELECT 1")  # a dead connection raises here
                 self.on_alive()
+
+
+class DataVersion:
+    """Whether any connection committed to a SQLite file since the last question.
+
+    SQLite's ``PRAGMA data_version`` changes, on one connection, exactly when another
+    connection has committed to the file; this one never writes, so every commit counts. It
+    reads the WAL index in shared memory: microseconds, no query plan, no lock waited for
+    (``busy_timeout`` 0). Any failure (the file gone, a lock) answers "changed", so a doubt
+    empties the cache instead of keeping it. Not thread-safe: one caller (the event loop).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._seen: object = None
+
+    @classmethod
+    def of(cls, engine: Engine) -> DataVersion | None:
+        """The probe for a SQLite engine's file (None on PostgreSQL and in memory)."""
+        if engine.dialect.name != "sqlite":
+            return None
+        database = make_url(engine.url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return cls(database)
+
+    def changed(self) -> bool:
+        try:
+            if self._conn is None:
+                # mode=rw: never create the file (a missing store stays missing).
+                uri = f"file:{quote(self.path)}?mode=rw"
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self._conn.isolation_level = None
+                self._conn.execute("PRAGMA busy_timeout=0")
+            # fetchall, not fetchone: the statement ends, so no read transaction stays open.
+            version = self._conn.execute("PRAGMA data_version").fetchall()
+        except sqlite3.Error:
+            self.close()
+            return True
+        if version == self._seen:
+            return False
+        self._seen = version
+        return True
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._seen = None

@@ -3,13 +3,17 @@
 Two apps on one PostgreSQL database stand for two workers. A 304 answered from memory runs no
 SQL at all; a write through the other worker reaches this one through NOTIFY; a write through
 this worker is seen at once; a lost listening connection turns the cache off until it is
-back. On SQLite, and for an app bound to one test connection, the cache is off.
+back. On a SQLite file, every read asks the file whether anything was committed since the
+last one, so a write through the other worker is seen by the next request. For an app bound
+to one test connection, and for an in-memory SQLite database, the cache is off.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +23,8 @@ from sqlalchemy import Engine, event, text
 from api.changes.cache import VersionCache
 from api.main import create_app
 from api.settings import Settings
-from db.session import session_factory
+from db.notify import DataVersion
+from db.session import make_engine, session_factory
 from tests._data import admin_headers, put_department, put_metric
 
 URL = "/v1/metrics/m1"
@@ -71,6 +76,45 @@ def test_the_cache_falls_off_when_the_listener_stops_proving_alive() -> None:
 
 def test_the_cache_is_off_for_a_test_connection(client: TestClient) -> None:
     assert client.app.state.versions.enabled is False  # type: ignore[attr-defined]
+
+
+def test_the_cache_is_off_for_an_in_memory_sqlite_database(settings: Settings) -> None:
+    app = create_app(settings, bind=make_engine("sqlite://"))
+    assert app.state.versions.enabled is False
+    assert not hasattr(app.state, "data_version")
+
+
+def test_a_sqlite_file_says_when_another_connection_committed(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    missing = DataVersion(str(path))
+    assert missing.changed() and missing.changed()  # no file: always "changed" ...
+    assert not path.exists()  # ... and none created
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    probe = DataVersion(str(path))
+    assert probe.changed()  # the first question: nothing known yet
+    assert not probe.changed()
+    writer.execute("INSERT INTO t VALUES (1)")
+    assert probe.changed() and not probe.changed()
+    writer.execute("BEGIN")
+    writer.execute("INSERT INTO t VALUES (2)")
+    assert not probe.changed()  # uncommitted
+    writer.execute("ROLLBACK")
+    assert not probe.changed()  # rolled back: nothing happened
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("SELECT * FROM t").fetchall()
+    assert not probe.changed()  # reads change nothing
+    with sqlite3.connect(path, isolation_level=None) as other:
+        other.execute("INSERT INTO t VALUES (3)")
+    assert probe.changed()
+    writer.execute("BEGIN IMMEDIATE")  # the probe waits for no lock, and holds none
+    assert not probe.changed()
+    writer.execute("INSERT INTO t VALUES (4)")
+    writer.execute("COMMIT")
+    assert probe.changed()
+    probe.close()
+    assert probe.changed()  # reopened: a new connection's counter is not comparable
 
 
 @pytest.fixture
@@ -135,12 +179,12 @@ def test_versions_from_memory_stay_true_across_workers(
     workers: tuple[TestClient, TestClient, dict[str, str]],
 ) -> None:
     a, b, headers = workers
-    if backend == "sqlite":  # no notifications: every version is read from the store
-        assert not a.app.state.versions.enabled  # type: ignore[attr-defined]
+    sqlite = backend == "sqlite"
+    if sqlite:  # no notifications: the file's data_version instead
         assert not hasattr(a.app.state, "version_listener")  # type: ignore[attr-defined]
-        return
-    _listening(a)
-    _listening(b)
+    else:
+        _listening(a)
+        _listening(b)
     put_department(b, headers, "d1")
     put_metric(b, headers, "m1", "d1")
     first = a.get(URL)
@@ -152,8 +196,10 @@ def test_versions_from_memory_stay_true_across_workers(
     r, sql = _statements(committing_engine, lambda: a.get(URL, headers={"If-None-Match": etag}))
     assert r.status_code == 304 and sql == []
 
-    # A write through the other worker reaches this one by NOTIFY.
+    # A write through the other worker reaches this one by NOTIFY (on SQLite: at once).
     put_metric(b, headers, "m1", "d1", name="Renamed once")
+    if sqlite:
+        assert a.get(URL, headers={"If-None-Match": etag}).status_code == 200
     etag2, took = _until_changed(a, etag)
     assert a.get(URL).json()["name"] == "Renamed once"
     assert took < 3.0, took  # about a millisecond when the machine is quiet
@@ -163,6 +209,8 @@ def test_versions_from_memory_stay_true_across_workers(
     r = a.get(URL, headers={"If-None-Match": etag2})
     assert r.status_code == 200 and r.json()["name"] == "Renamed twice"
     etag3 = r.headers["etag"]
+    if sqlite:
+        return
 
     # The listening connections die: no stale answer survives it.
     with committing_engine.connect() as conn:
@@ -192,16 +240,18 @@ def test_a_warm_read_asks_the_store_only_for_its_rows(
     """Slugs' ids and a department's metrics come from memory too: a warm page runs only
     its data query (on the driver's cursor, so no SQLAlchemy statement at all)."""
     a, b, headers = workers
-    if backend == "sqlite":
-        assert not a.app.state.versions.enabled  # type: ignore[attr-defined]
-        return
-    _listening(a)
+    if backend != "sqlite":
+        _listening(a)
     put_department(b, headers, "d1")
     put_metric(b, headers, "m1", "d1")
     for path in ("/v1/values?metric=m1&limit=10", "/v1/values?department=d1&limit=10"):
         assert a.get(path).status_code == 200
         r, sql = _statements(committing_engine, lambda path=path: a.get(path))  # type: ignore[misc]
-        assert r.status_code == 200 and sql == [], (path, sql)
+        # SQLite's BEGIN is a statement of ours (db.session); PostgreSQL's is psycopg's own.
+        assert r.status_code == 200 and sql == (["BEGIN"] if backend == "sqlite" else []), (
+            path,
+            sql,
+        )
     assert a.get("/v1/values?department=nowhere").status_code == 200
     assert ("department-scopes", "nowhere") not in a.app.state.versions._entries  # type: ignore[attr-defined]
 
@@ -212,10 +262,8 @@ def test_only_a_write_that_changed_something_empties_the_cache(
     """A POST that changes nothing (a replayed ingest batch) leaves the cache as it was:
     otherwise any client could keep every worker's 304s at their old cost."""
     a, b, headers = workers
-    if backend == "sqlite":
-        assert not a.app.state.versions.enabled  # type: ignore[attr-defined]
-        return
-    _listening(a)
+    if backend != "sqlite":
+        _listening(a)
     put_department(b, headers, "d1")
     put_metric(b, headers, "m1", "d1", aggregation="mean")
     rows = [{"metric": "m1", "date": "2026-01-05", "value": 3.0}]
@@ -227,3 +275,7 @@ def test_only_a_write_that_changed_something_empties_the_cache(
     replay = a.post("/v1/ingest/values", json=rows, headers=headers)
     assert replay.status_code == 200 and replay.json()["unchanged"] == 1
     assert cache.generation == generation  # the notification of a real write aside
+    # SQLite knows only that the file changed, and a replay commits its receipt: the next
+    # read empties the cache there (one version query again), and still answers 304.
+    assert a.get(URL, headers={"If-None-Match": etag}).status_code == 304
+    assert (cache.generation == generation) is (backend != "sqlite")
