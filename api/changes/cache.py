@@ -80,12 +80,15 @@ class VersionCache:
     def get(self, key: Hashable, load: Callable[[], T], since: int | None = None) -> T:
         """The cached value of ``key``, or ``load()``: stored unless a change was notified
         since ``since`` (the generation when the reader's snapshot can have begun; default:
-        now), so a value read before a change never outlives it."""
+        now), so a value read before a change never outlives it. A reader from before a
+        change is not given what was cached after it either: its snapshot may not see the
+        change (SQLite keeps the snapshot of a read's first statement), and the version must
+        not be newer than the body it goes out with."""
         with self._lock:
-            if self._usable() and key in self._entries:
+            generation = self._generation if since is None else since
+            if self._usable() and generation == self._generation and key in self._entries:
                 value: T = self._entries[key]
                 return value
-            generation = self._generation if since is None else since
         value = load()
         with self._lock:
             if self._usable() and generation == self._generation:

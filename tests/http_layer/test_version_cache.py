@@ -60,6 +60,20 @@ def test_a_reader_that_began_before_a_change_keeps_nothing() -> None:
     assert cache.get("k", lambda: "new") == "new"  # the old answer was not kept
 
 
+def test_a_reader_that_began_before_a_change_is_not_given_a_later_readers_value() -> None:
+    """A SQLite read keeps the snapshot of its first statement: a reader whose session began
+    before a change must not take the version another reader cached after it, or its old
+    body would go out (and be cached) under the new ETag."""
+    cache = VersionCache()
+    cache.set_enabled(True)
+    cache.renew(60)
+    began = cache.generation
+    cache.invalidate()  # a change, seen by a later reader ...
+    assert cache.get("k", lambda: "new") == "new"  # ... which caches what it read
+    assert cache.get("k", lambda: "old", since=began) == "old"  # read in its own snapshot
+    assert cache.get("k", lambda: "other") == "new"  # the later value is still held
+
+
 def test_the_cache_falls_off_when_the_listener_stops_proving_alive() -> None:
     """A listening connection hung behind a proxy raises nothing and hears nothing: without
     a renewed lease the cache stops answering by itself."""
