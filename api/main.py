@@ -168,6 +168,9 @@ def install_version_cache(app: FastAPI, settings: Settings, bind: Any) -> None:
 
             @contextlib.asynccontextmanager
             async def probing() -> AsyncIterator[None]:
+                # Opened here, in a thread: opening a file may recover its WAL after a crash,
+                # which must not happen on the event loop.
+                await run_in_threadpool(probe.changed)
                 try:
                     yield
                 finally:

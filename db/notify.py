@@ -8,6 +8,7 @@ reader asks the file instead, through ``DataVersion``.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -121,13 +122,16 @@ class DataVersion:
     connection has committed to the file; this one never writes, so every commit counts. It
     reads the WAL index in shared memory: microseconds, no query plan, no lock waited for
     (``busy_timeout`` 0). Any failure (the file gone, a lock) answers "changed", so a doubt
-    empties the cache instead of keeping it. Not thread-safe: one caller (the event loop).
+    empties the cache instead of keeping it; so does a file replaced under the same name (a
+    restore), which the open connection would never see. Not thread-safe: one caller (the
+    event loop).
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._seen: object = None
+        self._file: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, engine: Engine) -> DataVersion | None:
@@ -141,15 +145,19 @@ class DataVersion:
 
     def changed(self) -> bool:
         try:
+            found = os.stat(self.path)
+            if self._conn is not None and self._file != (found.st_dev, found.st_ino):
+                self.close()  # another file under the name: its counter is not comparable
             if self._conn is None:
                 # mode=rw: never create the file (a missing store stays missing).
                 uri = f"file:{quote(self.path)}?mode=rw"
                 self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
                 self._conn.isolation_level = None
                 self._conn.execute("PRAGMA busy_timeout=0")
+                self._file = (found.st_dev, found.st_ino)
             # fetchall, not fetchone: the statement ends, so no read transaction stays open.
             version = self._conn.execute("PRAGMA data_version").fetchall()
-        except sqlite3.Error:
+        except (OSError, sqlite3.Error):
             self.close()
             return True
         if version == self._seen:
@@ -161,4 +169,4 @@ class DataVersion:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        self._seen = None
+        self._seen = self._file = None

@@ -10,6 +10,7 @@ to one test connection, and for an in-memory SQLite database, the cache is off.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -129,6 +130,16 @@ def test_a_sqlite_file_says_when_another_connection_committed(tmp_path: Path) ->
     assert probe.changed()
     probe.close()
     assert probe.changed()  # reopened: a new connection's counter is not comparable
+    assert not probe.changed()
+    restored = tmp_path / "restored.db"
+    with sqlite3.connect(restored, isolation_level=None) as other:
+        other.execute("CREATE TABLE t (x INTEGER)")
+    os.replace(restored, path)  # a restore under the same name: the open file never changes
+    assert probe.changed() and not probe.changed()
+    path.unlink()
+    assert probe.changed() and probe.changed()  # gone: always "changed"
+    writer.close()
+    reader.close()
 
 
 @pytest.fixture
