@@ -203,20 +203,24 @@ def connection_budget(
     ]
 
 
+class StoreSession(Session):
+    """The app's session: its writer flag (``begin_write``) lasts one transaction."""
+
+
+@event.listens_for(StoreSession, "after_transaction_end")
+def _clear_writer_flag(session: Session, transaction: Any) -> None:
+    # Class-level: registered on each session (one per request), making and closing one
+    # took 16.6 us instead of 5.9.
+    if transaction.parent is None:
+        session.info.pop(WRITER_OPTION, None)
+
+
 def session_factory(bind: Any) -> Any:
     """A Session factory bound to an engine or (in tests) to one connection."""
 
     def factory() -> Session:
-        session = Session(
+        return StoreSession(
             bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
-        # The writer flag lasts one transaction.
-        event.listen(session, "after_transaction_end", _clear_writer_flag)
-        return session
 
     return factory
-
-
-def _clear_writer_flag(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:
-        session.info.pop(WRITER_OPTION, None)

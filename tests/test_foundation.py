@@ -5,12 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 
 from alembic import command
 from api.main import create_app
 from api.settings import Settings
-from db.session import make_engine
+from db.session import (
+    WRITER_OPTION,
+    _clear_writer_flag,
+    begin_write,
+    make_engine,
+    session_factory,
+)
 from tests.conftest import TABLES, alembic_config
 
 
@@ -98,3 +104,26 @@ def test_the_migrations_build_exactly_the_declared_tables(backend: str, request:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_the_writer_flag_lasts_one_transaction_without_a_listener_per_session(
+    backend: str, request: Any
+) -> None:
+    """Every request makes a session: registering an event listener on each one made making
+    and closing a session cost 16.6 us instead of 5.9. The flag is cleared by a class-level
+    listener."""
+    engine = make_engine(request.getfixturevalue(f"{backend}_url"))
+    session = session_factory(engine)()
+    try:
+        assert not event.contains(session, "after_transaction_end", _clear_writer_flag)
+        begin_write(session)
+        assert session.info.get(WRITER_OPTION)
+        session.rollback()
+        assert WRITER_OPTION not in session.info  # the next transaction is a reader again
+        begin_write(session)
+        assert session.info.get(WRITER_OPTION)
+        session.commit()
+        assert WRITER_OPTION not in session.info
+    finally:
+        session.close()
+        engine.dispose()
