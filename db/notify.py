@@ -17,7 +17,6 @@ from urllib.parse import quote
 import psycopg
 from psycopg.conninfo import make_conninfo
 from sqlalchemy import Connection, Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from db.dialect import connection_of, is_postgres
@@ -138,7 +137,7 @@ class DataVersion:
         """The probe for a SQLite engine's file (None on PostgreSQL and in memory)."""
         if engine.dialect.name != "sqlite":
             return None
-        database = make_url(engine.url).database
+        database = engine.url.database
         if not database or database == ":memory:" or database.startswith("file:"):
             return None
         return cls(database)
