@@ -15,7 +15,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -175,28 +177,79 @@ class Analysis(SQLModel, table=True):
     updated_at: dt.datetime = Field(sa_column=Column(DateTime, nullable=False))
 
 
-class MetricScore(SQLModel, table=True):
-    """A metric's four window scores as of one publication date (materialised on write)."""
+class MetricScoreRun(SQLModel, table=True):
+    """One window's published figures, constant over a run of as-of dates (materialised on
+    write).
 
-    __tablename__ = "metric_scores"
-    __table_args__ = (Index("ix_metric_scores_as_of", "as_of"),)
+    ``kind`` indexes ``WINDOW_NAMES`` (0 day, 1 week, 2 month, 3 quarter). A run covers the
+    as-of dates ``valid_from``..``valid_to`` whose window of that kind is one and the same
+    window period (so a week run never spans two weeks of as-of dates, a month or quarter run
+    never two months, a day run is one date) with the same (score, numerator, denominator):
+    a week, month or quarter changes once per period, not every day, so a changed day rewrites
+    a handful of runs instead of every as-of date that can see it. A run therefore starts at
+    most ``RUN_LOOKBACK[kind]`` days before any date it covers, which bounds every lookup.
+    Every as-of date a metric has runs for has all four kinds.
+    """
+
+    __tablename__ = "metric_score_runs"
+    __table_args__ = (Index("ix_metric_score_runs_kind_valid_from", "kind", "valid_from"),)
 
     metric_id: int = Field(
         sa_column=Column(Integer, ForeignKey("metrics.id", ondelete="CASCADE"), primary_key=True)
     )
-    as_of: dt.date = Field(sa_column=Column(Date, primary_key=True))
-    day_score: float | None = Field(default=None, sa_column=Column(Float))
-    day_numerator: float | None = Field(default=None, sa_column=Column(Float))
-    day_denominator: float | None = Field(default=None, sa_column=Column(Float))
-    week_score: float | None = Field(default=None, sa_column=Column(Float))
-    week_numerator: float | None = Field(default=None, sa_column=Column(Float))
-    week_denominator: float | None = Field(default=None, sa_column=Column(Float))
-    month_score: float | None = Field(default=None, sa_column=Column(Float))
-    month_numerator: float | None = Field(default=None, sa_column=Column(Float))
-    month_denominator: float | None = Field(default=None, sa_column=Column(Float))
-    quarter_score: float | None = Field(default=None, sa_column=Column(Float))
-    quarter_numerator: float | None = Field(default=None, sa_column=Column(Float))
-    quarter_denominator: float | None = Field(default=None, sa_column=Column(Float))
+    kind: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    valid_from: dt.date = Field(sa_column=Column(Date, primary_key=True))
+    valid_to: dt.date = Field(sa_column=Column(Date, nullable=False))
+    score: float | None = Field(default=None, sa_column=Column(Float))
+    numerator: float | None = Field(default=None, sa_column=Column(Float))
+    denominator: float | None = Field(default=None, sa_column=Column(Float))
+
+
+WINDOW_KINDS = ("day", "week", "month", "quarter")
+# Per kind, the most days a run starts before an as-of date it covers: a day run is one date,
+# a week's as-of dates are one Monday-Sunday week, a month's or quarter's one calendar month.
+RUN_LOOKBACK = (0, 6, 30, 30)
+
+
+def _score_view_table() -> Table:
+    """The ``metric_scores`` view: one row per metric per as-of date, four windows wide, as
+    the first build stored it (the SODA ``scores`` dataset reads it). Not in the ORM's
+    metadata: a migration creates it (``score_view_sql``)."""
+    columns: list[Column[Any]] = [Column("metric_id", Integer), Column("as_of", Date)]
+    columns += [
+        Column(f"{w}_{part}", Float)
+        for w in WINDOW_KINDS
+        for part in ("score", "numerator", "denominator")
+    ]
+    return Table("metric_scores", MetaData(), *columns)
+
+
+metric_scores_view = _score_view_table()
+
+
+def score_view_sql(dialect: str) -> str:
+    """The SELECT behind the ``metric_scores`` view: each day run (one as-of date) joined to
+    the week, month and quarter runs that cover its date."""
+
+    def back(expr: str, days: int) -> str:
+        if dialect == "postgresql":
+            return f"{expr} - {days}"
+        return f"date({expr}, '-{days} days')"
+
+    parts = ["d.metric_id AS metric_id", "d.valid_from AS as_of"]
+    joins = []
+    for i, w in enumerate(WINDOW_KINDS):
+        alias = "d" if i == 0 else w[0]
+        parts += [f"{alias}.{c} AS {w}_{c}" for c in ("score", "numerator", "denominator")]
+        if i:
+            joins.append(
+                f"LEFT JOIN metric_score_runs {alias} ON {alias}.metric_id = d.metric_id "
+                f"AND {alias}.kind = {i} "
+                f"AND {alias}.valid_from BETWEEN {back('d.valid_from', RUN_LOOKBACK[i])} "
+                "AND d.valid_from "
+                f"AND {alias}.valid_to >= d.valid_from"
+            )
+    return f"SELECT {', '.join(parts)} FROM metric_score_runs d {' '.join(joins)} WHERE d.kind = 0"
 
 
 class CityScoreDaily(SQLModel, table=True):

@@ -48,7 +48,7 @@ TABLES = (
     "metric_revisions",
     "audit_log",
     "cityscore_daily",
-    "metric_scores",
+    "metric_score_runs",
     "value_revisions",
     "metric_values",
     "ingest_batches",

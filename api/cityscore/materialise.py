@@ -1,11 +1,14 @@
-"""Writing materialised scores: ``metric_scores`` (four windows per as-of date) and CityScore.
+"""Writing materialised scores: ``metric_score_runs`` (per metric and window kind, runs of
+as-of dates with the same figures inside one window period) and CityScore.
 
-A write recomputes exactly the as-of dates whose windows or baselines can see the changed
-days, in the same transaction, with the fast engine (``api.scoring.engine``): one calendar of
-distinct windows per group of metrics that share a reach, dense NumPy arrays per metric,
-one DELETE per chunk of date ranges and one bulk insert of whole columns (binary COPY on
-PostgreSQL). CityScore is the fsum mean of the in_cityscore metrics' scores, as
-``scores.mean_score`` computes it, so a partial refresh equals a full one bit for bit.
+A metric's runs cover every as-of date from the day after its first live value to ``AHEAD``
+days after its last, all four kinds on each date. A write recomputes, per window kind, the
+periods whose figures can see the changed days, in the same transaction, with the fast
+engine (``api.scoring.engine``): one calendar of distinct windows per group of metrics that
+share a reach, dense NumPy arrays per metric, one DELETE per kind and chunk of date ranges
+and one bulk insert of whole columns (binary COPY on PostgreSQL). CityScore is the fsum mean
+of the in_cityscore metrics' scores, as ``scores.mean_score`` computes it, so a partial
+refresh equals a full one bit for bit.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import pairwise
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -23,32 +26,38 @@ from sqlmodel import Session
 
 from api.cityscore.points import Columns, metric_columns
 from api.observability.metrics import timed
-from api.scoring.engine import (
-    Calendar,
-    Dense,
-    has_window_data,
-    score_columns,
-)
+from api.scoring.engine import UNIX_ORDINAL, Calendar, Dense, FloatArray, IntArray, score_columns
 from api.scoring.scores import MetricSpec
-from api.scoring.windows import REACH_DAYS, WINDOW_NAMES, as_of_dates_affected, date_range
-from db.bulk import insert_columns, pg_select_arrays
-from db.dialect import day_ordinal, fetch_all, is_postgres, raw_param
-from db.models import CityScoreDaily, Metric, MetricScore, MetricTarget, MetricValue
+from api.scoring.windows import (
+    REACH_DAYS,
+    WINDOW_NAMES,
+    as_of_dates_affected_by_window,
+    date_range,
+    month_start,
+)
+from db.bulk import insert_columns
+from db.dialect import day_ordinal, fetch_all, mark, raw_param
+from db.models import (
+    RUN_LOOKBACK,
+    CityScoreDaily,
+    Metric,
+    MetricScoreRun,
+    MetricTarget,
+    MetricValue,
+)
 
 M = Metric.__table__  # type: ignore[attr-defined]
 TG = MetricTarget.__table__  # type: ignore[attr-defined]
 V = MetricValue.__table__  # type: ignore[attr-defined]
-S = MetricScore.__table__  # type: ignore[attr-defined]
+R = MetricScoreRun.__table__  # type: ignore[attr-defined]
 C = CityScoreDaily.__table__  # type: ignore[attr-defined]
 
-SCORE_COLUMNS = tuple(
-    f"{w}_{part}" for w in WINDOW_NAMES for part in ("score", "numerator", "denominator")
-)
+RUN_FIGURES = ("score", "numerator", "denominator")
+SCORE_COLUMNS = tuple(f"{w}_{part}" for w in WINDOW_NAMES for part in RUN_FIGURES)
 # After a metric's last value, scores are materialised as far as windows reach (later as-of
 # dates, which no window of theirs sees any value, are computed on read).
 AHEAD = REACH_DAYS
-HORIZON = dt.timedelta(days=AHEAD)
-FLUSH_ROWS = 200_000  # score rows per bulk insert during a full rescore
+FLUSH_ROWS = 200_000  # score runs per bulk insert during a full rescore
 
 
 def load_specs(session: Session, metric_ids: Iterable[int] | None = None) -> dict[int, MetricSpec]:
@@ -71,16 +80,6 @@ def load_specs(session: Session, metric_ids: Iterable[int] | None = None) -> dic
     }
 
 
-def _last_dates(session: Session, metric_ids: Sequence[int]) -> dict[int, dt.date]:
-    """Each metric's latest day with a row (live or deleted): one index probe per metric."""
-    out: dict[int, dt.date] = {}
-    for id_chunk in _chunks(sorted(metric_ids), 1000):
-        latest = select(func.max(V.c.date)).where(V.c.metric_id == M.c.id).scalar_subquery()
-        rows = session.execute(select(M.c.id, latest).where(M.c.id.in_(id_chunk)))
-        out.update({m: day for m, day in rows if day is not None})
-    return out
-
-
 def _ranges(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
     """Contiguous [start, end] runs covering ``days``."""
     out: list[tuple[dt.date, dt.date]] = []
@@ -101,71 +100,105 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield seq[i : i + size]
 
 
-class _ScoreRows:
-    """Score rows collected as NumPy blocks and written in large bulk inserts."""
+def period_keys(kind: int, ordinals: IntArray) -> IntArray:
+    """Per as-of ordinal, which window period of this kind it belongs to (a run never spans
+    two): the date itself (day), its Monday (week), or its month (month, quarter)."""
+    if kind == 0:
+        return ordinals
+    if kind == 1:
+        return ordinals - (ordinals - 1) % 7  # ordinal 1 (0001-01-01) is a Monday
+    return (
+        (ordinals - UNIX_ORDINAL).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    )
+
+
+def encode_runs(kind: int, ordinals: IntArray, figures: FloatArray) -> tuple[Any, Any, Any]:
+    """Runs of equal figures: (valid_from, valid_to, figures) for sorted as-of ``ordinals``
+    and their (n, 3) ``figures``. A run breaks at a gap, a new period or a change (NaN
+    equals NaN)."""
+    n = len(ordinals)
+    if not n:
+        return ordinals, ordinals, figures
+    keys = period_keys(kind, ordinals)
+    a, b = figures[1:], figures[:-1]
+    same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
+    same &= (ordinals[1:] - ordinals[:-1] == 1) & (keys[1:] == keys[:-1])
+    starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    ends = np.concatenate((starts[1:] - 1, [n - 1]))
+    return ordinals[starts], ordinals[ends], figures[starts]
+
+
+def expand_to_periods(kind: int, ordinals: Iterable[int]) -> set[int]:
+    """Every as-of ordinal of each period (of this kind) that holds one of ``ordinals``."""
+    days = set(ordinals)
+    if kind == 0:
+        return days
+    out: set[int] = set()
+    if kind == 1:
+        for monday in {o - (o - 1) % 7 for o in days}:
+            out.update(range(monday, monday + 7))
+        return out
+    for first in {dt.date.fromordinal(o).replace(day=1) for o in days}:
+        nxt = month_start(first, -1)
+        out.update(range(first.toordinal(), nxt.toordinal()))
+    return out
+
+
+class _RunRows:
+    """Score runs collected as NumPy blocks and written in large bulk inserts."""
 
     def __init__(self, session: Session, flush_rows: int | None = None) -> None:
         self.session = session
         self.flush_rows = FLUSH_ROWS if flush_rows is None else flush_rows
-        self.blocks: list[tuple[int, Any, Any]] = []
+        self.blocks: list[tuple[int, int, Any, Any, Any]] = []
         self.rows = 0
 
-    def add(self, metric_id: int, as_of: Any, scores: Any) -> None:
-        if len(as_of):
-            self.blocks.append((metric_id, as_of, scores))
-            self.rows += len(as_of)
-            if self.rows >= self.flush_rows:
-                self.flush()
+    def add(self, metric_id: int, as_of: IntArray, scores: FloatArray, masks: Any = None) -> None:
+        """A metric's (n, 12) scores on sorted as-of ordinals, per kind where ``masks[kind]``
+        (all of them when None)."""
+        for kind in range(len(WINDOW_NAMES)):
+            keep = slice(None) if masks is None else masks[kind]
+            first, last, figures = encode_runs(
+                kind, as_of[keep], scores[keep, kind * 3 : kind * 3 + 3]
+            )
+            if len(first):
+                self.blocks.append((metric_id, kind, first, last, figures))
+                self.rows += len(first)
+        if self.rows >= self.flush_rows:
+            self.flush()
 
     def _columns(self) -> list[tuple[str, Any]]:
-        ids = np.concatenate([np.full(len(a), m, dtype=np.int64) for m, a, _ in self.blocks])
-        as_of = np.concatenate([a for _, a, _ in self.blocks])
-        scores = np.concatenate([s for _, _, s in self.blocks])
-        columns = [("metric_id", ids), ("as_of", as_of)]
-        columns += [(name, scores[:, i]) for i, name in enumerate(SCORE_COLUMNS)]
+        blocks = self.blocks
+        ids = np.concatenate([np.full(len(f), m, dtype=np.int64) for m, _, f, _, _ in blocks])
+        kinds = np.concatenate([np.full(len(f), k, dtype=np.int64) for _, k, f, _, _ in blocks])
+        figures = np.concatenate([x for *_, x in blocks])
+        columns = [("metric_id", ids), ("kind", kinds)]
+        columns += [("valid_from", np.concatenate([f for _, _, f, _, _ in blocks]))]
+        columns += [("valid_to", np.concatenate([t for _, _, _, t, _ in blocks]))]
+        columns += [(name, figures[:, i]) for i, name in enumerate(RUN_FIGURES)]
         return columns
 
     def flush(self) -> None:
         if self.blocks:
-            insert_columns(self.session.connection(), S, self._columns())
+            insert_columns(self.session.connection(), R, self._columns())
             self.blocks, self.rows = [], 0
 
 
-class _ScoreRewrite(_ScoreRows):
-    """Rewrites the affected as-of ranges: delete what is there, insert the new rows.
-
-    Cheaper than an upsert on PostgreSQL (an update writes a new row version and index
-    entries anyway, and checks the conflict per row). Knows which as-of dates can have had
-    or now have a row, so CityScore is refreshed only there.
-    """
-
-    def __init__(self, session: Session) -> None:
-        super().__init__(session, flush_rows=1 << 62)  # one bulk insert at the end
-        self.changed: set[dt.date] = set()
-
-    def delete(self, metric_ids: Sequence[int], as_of: Sequence[dt.date]) -> None:
-        """Delete these metrics' rows on these as-of dates; CityScore is refreshed on all of
-        them (a superset of the dates that had a row: cheaper than returning every row)."""
-        if as_of:  # (no ranges would mean every row)
-            self.changed.update(as_of)
-            _delete_scores(self.session, metric_ids, _ranges(as_of))
-
-    def apply(self) -> set[dt.date]:
-        for _, as_of, _ in self.blocks:
-            self.changed.update(dt.date.fromordinal(o) for o in np.unique(as_of).tolist())
-        self.flush()
-        return self.changed
-
-
-def _delete_scores(
-    session: Session, metric_ids: Sequence[int], ranges: Sequence[tuple[dt.date, dt.date]]
+def _delete_runs(
+    session: Session,
+    metric_ids: Sequence[int],
+    kind: int | None = None,
+    ranges: Sequence[tuple[dt.date, dt.date]] = (),
 ) -> None:
+    """Delete these metrics' runs (of one kind) starting in the ranges (all when none)."""
     for id_chunk in _chunks(sorted(metric_ids), 1000):
-        if not ranges:
-            session.execute(delete(S).where(S.c.metric_id.in_(id_chunk)))
+        where = R.c.metric_id.in_(id_chunk)
+        if kind is None:
+            session.execute(delete(R).where(where))
+            continue
         for chunk in _chunks(ranges, 200):
             session.execute(
-                delete(S).where(and_(S.c.metric_id.in_(id_chunk), _in_ranges(S.c.as_of, chunk)))
+                delete(R).where(and_(where, R.c.kind == kind, _in_ranges(R.c.valid_from, chunk)))
             )
 
 
@@ -175,19 +208,18 @@ def rescore_metrics(
 ) -> None:
     """Recompute every score of these metrics (after a definition change or a bulk load).
 
-    As-of dates from the day after a metric's first value to ``AHEAD`` days after its last.
-    ``known``: the metrics' live points when the caller holds them (a bulk load), so they
-    are not read back. When the metrics include every in_cityscore metric, CityScore is
-    computed from the new scores in memory instead of being read back.
+    As-of dates from the day after a metric's first value to ``AHEAD`` days after its last,
+    all four windows on every one of them. ``known``: the metrics' live points when the
+    caller holds them (a bulk load), so they are not read back. When the metrics include
+    every in_cityscore metric, CityScore is computed from the new scores in memory instead of
+    being read back.
     """
     specs = load_specs(session, metric_ids)
     ids = sorted(specs)
     if not ids:
         return
-    old = session.execute(
-        select(func.min(S.c.as_of), func.max(S.c.as_of)).where(S.c.metric_id.in_(ids))
-    ).one()
-    _delete_scores(session, ids, [])
+    old = _stored_spans(session, ids)
+    _delete_runs(session, ids)
     if known is None:
         spans = _spans(session, ids)
         points = metric_columns(session, ids, [(dt.date.min, dt.date.max)], 25)
@@ -196,23 +228,22 @@ def rescore_metrics(
             m: (int(c[0][0]) + 1, int(c[0][-1]) + AHEAD) for m, c in known.items() if len(c[0])
         }
         points = ((m, known[m]) for m in ids if m in spans)
-    touched: list[tuple[dt.date, dt.date]] = []
-    if old[0] is not None:
-        touched.append((old[0], old[1]))
+    touched = [(dt.date.fromordinal(a), dt.date.fromordinal(b)) for a, b in old.values()]
     if not spans:
-        refresh_cityscore(session, [d for a, b in touched for d in date_range(a, b)])
+        refresh_cityscore(session, _expand(touched))
         return
     first = min(a for a, _ in spans.values())
     last = max(b for _, b in spans.values())
     years = max(s.baseline_years if s.reference == "baseline" else 0 for s in specs.values())
     calendar = Calendar(date_range(dt.date.fromordinal(first), dt.date.fromordinal(last)), years)
     city = _InMemoryCity(session, ids, calendar)
-    writer = _ScoreRows(session)
+    writer = _RunRows(session)
     for metric_id, cols in points:
         dense = Dense(calendar, *cols)
         scores = score_columns(specs[metric_id], calendar, dense)
-        keep = has_window_data(calendar, dense)  # a row is stored where a window has data
-        writer.add(metric_id, calendar.as_of[keep], scores[keep])
+        a, b = spans[metric_id]
+        inside = (calendar.as_of >= a) & (calendar.as_of <= b)
+        writer.add(metric_id, calendar.as_of[inside], scores[inside])
         city.add(metric_id, scores)
     writer.flush()
     touched.append((dt.date.fromordinal(first), dt.date.fromordinal(last)))
@@ -221,6 +252,19 @@ def rescore_metrics(
         city.write()
     else:
         refresh_cityscore(session, _expand(touched))
+
+
+def _stored_spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Each metric's materialised as-of ordinals (first, last): its day runs are one date
+    each, so two index probes per metric."""
+    out = {}
+    day_runs = and_(R.c.metric_id == M.c.id, R.c.kind == 0)
+    for id_chunk in _chunks(sorted(metric_ids), 1000):
+        lo = select(func.min(R.c.valid_from)).where(day_runs).scalar_subquery()
+        hi = select(func.max(R.c.valid_from)).where(day_runs).scalar_subquery()
+        rows = session.execute(select(M.c.id, lo, hi).where(M.c.id.in_(id_chunk)))
+        out.update({m: (a.toordinal(), b.toordinal()) for m, a, b in rows if a is not None})
+    return out
 
 
 def _spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
@@ -283,104 +327,197 @@ def _fsum_means(matrix: Any) -> Any:
 
 @timed("days")
 def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> None:
-    """Recompute the scores that can see values changed on these (metric, day) pairs.
+    """Recompute the score runs that can see values changed on these (metric, day) pairs.
 
-    Set-based: metrics that share a reach (target metrics; baseline metrics with the same
-    baseline_years) are recomputed together on the union of their affected as-of dates, with
-    one calendar of windows, one DELETE per chunk of date ranges, one streamed read of their
-    values and one bulk insert; CityScore is refreshed on the as-of dates that had or now have
-    a row of these metrics.
+    Per window kind, only the periods whose figures can change: a changed day rewrites one
+    day run, one week's, one month's and three months' runs (and the same for each baseline
+    year), not every as-of date that can see it. Metrics that share a reach (target metrics;
+    baseline metrics with the same baseline_years) are recomputed together on the union of
+    their periods, with one calendar of windows, one DELETE per kind and chunk of ranges, one
+    streamed read of their values and one bulk insert. A metric whose materialised span
+    (first value + 1 .. last value + ``AHEAD``) moved has the moved dates rewritten too.
+    CityScore is refreshed per kind on the dates whose runs were rewritten.
     """
     specs = load_specs(session, changed.keys())
     groups: dict[int, list[int]] = defaultdict(list)
     for metric_id in changed:
         spec = specs[metric_id]
         groups[spec.baseline_years if spec.reference == "baseline" else 0].append(metric_id)
-    writer = _ScoreRewrite(session)
+    writer = _RunRows(session, flush_rows=1 << 62)  # one bulk insert at the end
+    rewritten: list[set[int]] = [set() for _ in WINDOW_NAMES]
     for years, ids in groups.items():
         days = set().union(*(set(changed[m]) for m in ids))
-        # No window reaches a value from beyond AHEAD days after it: no row there.
-        horizon = max(_last_dates(session, ids).values(), default=max(days)) + HORIZON
-        affected = sorted(d for d in as_of_dates_affected(days, years) if d <= horizon)
-        if not affected:
+        old, new = _stored_spans(session, ids), _live_spans(session, ids)
+        moved: set[int] = set()
+        for m in ids:
+            if old.get(m) != new.get(m):
+                moved |= _span_days(old.get(m)) ^ _span_days(new.get(m))
+        by_kind = [
+            expand_to_periods(k, {d.toordinal() for d in dates} | moved)
+            for k, dates in enumerate(as_of_dates_affected_by_window(days, years))
+        ]
+        for kind, ordinals in enumerate(by_kind):
+            rewritten[kind].update(ordinals)
+            _delete_runs(session, ids, kind, _ordinal_ranges(ordinals))
+        if not new:
             continue
-        writer.delete(ids, affected)
-        calendar = Calendar(affected, years)
-        for metric_id, cols in metric_columns(session, ids, calendar.spans()):
-            dense = Dense(calendar, *cols)
-            keep = has_window_data(calendar, dense)  # a row is stored where a window has data
-            if keep.any():
-                scores = score_columns(specs[metric_id], calendar, dense)
-                writer.add(metric_id, calendar.as_of[keep], scores[keep])
-    refresh_cityscore(session, writer.apply())
+        lo, hi = min(a for a, _ in new.values()), max(b for _, b in new.values())
+        dates = sorted(o for o in set().union(*by_kind) if lo <= o <= hi)
+        if not dates:
+            continue
+        calendar = Calendar([dt.date.fromordinal(o) for o in dates], years)
+        masks = [np.isin(calendar.as_of, sorted(k)) for k in by_kind]
+        scored: set[int] = set()
+        columns = metric_columns(session, [m for m in ids if m in new], calendar.spans())
+        for metric_id, cols in chain(columns, _no_points(new, ids, scored)):
+            scored.add(metric_id)
+            a, b = new[metric_id]
+            inside = (calendar.as_of >= a) & (calendar.as_of <= b)
+            if inside.any():
+                scores = score_columns(specs[metric_id], calendar, Dense(calendar, *cols))
+                writer.add(metric_id, calendar.as_of, scores, [mask & inside for mask in masks])
+    writer.flush()
+    _refresh_city_kinds(session, [np.array(sorted(k), dtype=np.int64) for k in rewritten])
+
+
+def _no_points(
+    spans: Mapping[int, Any], ids: Sequence[int], scored: set[int]
+) -> Iterator[tuple[int, Columns]]:
+    """Empty columns for the metrics the value read left out (no point in reach): their
+    materialised dates still get runs (null scores with the reference they publish)."""
+    empty = np.empty(0, dtype=np.int64)
+    nothing = np.empty(0)
+    for metric_id in ids:
+        if metric_id in spans and metric_id not in scored:
+            yield metric_id, (empty, nothing, nothing, nothing)
+
+
+def _span_days(span: tuple[int, int] | None) -> set[int]:
+    return set() if span is None else set(range(span[0], span[1] + 1))
+
+
+def _ordinal_ranges(ordinals: Iterable[int]) -> list[tuple[dt.date, dt.date]]:
+    out: list[tuple[dt.date, dt.date]] = []
+    for o in sorted(set(ordinals)):
+        if out and o - out[-1][1].toordinal() == 1:
+            out[-1] = (out[-1][0], dt.date.fromordinal(o))
+        else:
+            out.append((dt.date.fromordinal(o), dt.date.fromordinal(o)))
+    return out
+
+
+def _live_spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Each metric's as-of ordinals to materialise (first live value + 1 .. last + AHEAD):
+    two index probes per metric, not a scan of its values."""
+    out = {}
+    live = and_(V.c.metric_id == M.c.id, ~V.c.deleted)
+    for id_chunk in _chunks(sorted(metric_ids), 1000):
+        lo = select(func.min(V.c.date)).where(live).scalar_subquery()
+        hi = select(func.max(V.c.date)).where(live).scalar_subquery()
+        rows = session.execute(select(M.c.id, lo, hi).where(M.c.id.in_(id_chunk)))
+        out.update(
+            {m: (a.toordinal() + 1, b.toordinal() + AHEAD) for m, a, b in rows if a is not None}
+        )
+    return out
 
 
 def refresh_cityscore(session: Session, as_of: Iterable[dt.date]) -> None:
     """Recompute CityScore (mean of in_cityscore metrics' scores) on these as-of dates."""
-    dates = sorted(set(as_of))
-    if not dates:
+    ordinals = np.array(sorted({d.toordinal() for d in as_of}), dtype=np.int64)
+    _refresh_city_kinds(session, [ordinals] * len(WINDOW_NAMES))
+
+
+CITY_BLOCK = 400  # as-of dates per CityScore refresh step (bounded memory)
+
+
+def _refresh_city_kinds(session: Session, by_kind: Sequence[IntArray]) -> None:
+    """Recompute CityScore's window ``k`` on the sorted ordinals ``by_kind[k]``.
+
+    Each step reads the stored CityScore rows of a block of dates, the in_cityscore runs
+    (non-null scores) of each kind covering the block's dates of that kind, replaces those
+    windows with the fsum means (``scores.mean_score``), and rewrites the block's rows (a row
+    is kept where any window is not null).
+    """
+    union = np.unique(np.concatenate(by_kind)) if by_kind else np.empty(0, dtype=np.int64)
+    if not len(union):
         return
     connection = session.connection()
-    ranges = _ranges(dates)
-    for chunk in _chunks(ranges, 200):
-        session.execute(delete(C).where(_in_ranges(C.c.as_of, chunk)))
-    if is_postgres(connection):
-        table = _pg_city_scores(connection, dates)
-    else:
-        table = _sqlite_city_scores(connection, ranges)
-    if not len(table):
+    members = sorted(session.execute(select(M.c.id).where(M.c.in_cityscore)).scalars().all())
+    column = {m: i for i, m in enumerate(members)}
+    for at in range(0, len(union), CITY_BLOCK):
+        block = union[at : at + CITY_BLOCK]
+        ranges = _ordinal_ranges(block.tolist())
+        table = np.full((len(block), len(WINDOW_NAMES)), np.nan)
+        for ordinal, *windows in _city_rows(connection, int(block[0]), int(block[-1])):
+            i = np.searchsorted(block, ordinal)
+            if block[i] == ordinal:
+                table[i] = windows
+        for kind, ordinals in enumerate(by_kind):
+            dates = ordinals[(ordinals >= block[0]) & (ordinals <= block[-1])]
+            if not len(dates):
+                continue
+            matrix = np.full((len(dates), len(members)), np.nan)
+            if members:
+                runs = _city_runs(connection, kind, int(dates[0]), int(dates[-1]))
+                _fill(matrix, dates, runs, column)
+            table[np.searchsorted(block, dates), kind] = _fsum_means(matrix)
+        for chunk in _chunks(ranges, 200):
+            session.execute(delete(C).where(_in_ranges(C.c.as_of, chunk)))
+        keep = ~np.isnan(table).all(axis=1)
+        if keep.any():
+            columns = [("as_of", block[keep])]
+            columns += [(w, table[keep, i]) for i, w in enumerate(WINDOW_NAMES)]
+            insert_columns(connection, C, columns)
+
+
+def _fill(matrix: Any, dates: IntArray, runs: list[Any], column: Mapping[int, int]) -> None:
+    """Put each run's score on the rows of ``dates`` it covers, in its metric's column."""
+    if not runs:
         return
-    days = table[:, 0]
-    cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(days)]
-    ordinals, means = [], []
-    for a, b in pairwise(cuts):
-        row = _fsum_means(table[a:b, 1:].T)
-        if not np.isnan(row).all():
-            ordinals.append(int(days[a]))
-            means.append(row)
-    if means:
-        matrix = np.array(means)
-        columns = [("as_of", np.array(ordinals, dtype=np.int64))]
-        columns += [(w, matrix[:, i]) for i, w in enumerate(WINDOW_NAMES)]
-        insert_columns(connection, C, columns)
-
-
-def _pg_city_scores(connection: Any, dates: Sequence[dt.date]) -> Any:
-    """(as-of ordinal, 4 scores) rows, read as one array_agg row per as-of date."""
-    nan = "'NaN'::float8"
-    scores = ", ".join(f"array_agg(COALESCE(s.{w}_score, {nan}))" for w in WINDOW_NAMES)
-    sql = (
-        f"SELECT {day_ordinal(connection, 's.as_of')}, {scores} "
-        "FROM metric_scores s JOIN metrics m ON m.id = s.metric_id "
-        "WHERE m.in_cityscore AND s.as_of = ANY(%s) GROUP BY s.as_of ORDER BY s.as_of"
+    table = np.array(runs, dtype=float)
+    cols = np.array([column[int(m)] for m in table[:, 0]], dtype=np.int64)
+    i = np.searchsorted(dates, table[:, 1].astype(np.int64))
+    j = np.searchsorted(dates, table[:, 2].astype(np.int64), side="right")
+    lengths = np.maximum(j - i, 0)
+    rows = np.repeat(i, lengths) + (
+        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     )
-    blocks = []
-    for ordinal, columns in pg_select_arrays(connection, sql, (list(dates),), ("float8",) * 4):
-        block = np.empty((len(columns[0]), 5))
-        block[:, 0] = ordinal
-        for i, column in enumerate(columns):
-            block[:, i + 1] = column
-        blocks.append(block)
-    return np.concatenate(blocks) if blocks else np.empty((0, 5))
+    matrix[rows, np.repeat(cols, lengths)] = np.repeat(table[:, 3], lengths)
 
 
-def _sqlite_city_scores(connection: Any, ranges: Sequence[tuple[dt.date, dt.date]]) -> Any:
-    out = []
-    for chunk in _chunks(ranges, 200):
-        between = " OR ".join("s.as_of BETWEEN ? AND ?" for _ in chunk)
-        sql = (
-            f"SELECT {day_ordinal(connection, 's.as_of')}, s.day_score, "
-            "s.week_score, s.month_score, s.quarter_score "
-            "FROM metric_scores s JOIN metrics m ON m.id = s.metric_id "
-            f"WHERE m.in_cityscore AND ({between}) ORDER BY s.as_of"
-        )
-        params = [raw_param(connection, d) for pair in chunk for d in pair]
-        out.extend(fetch_all(connection, sql, params))
-    return np.array(out, dtype=float).reshape(-1, 5)
+def _city_rows(connection: Any, lo: int, hi: int) -> list[Any]:
+    """Stored CityScore rows (ordinal, 4 windows; NaN for null) with as-of in [lo, hi]."""
+    m = mark(connection)
+    sql = (
+        f"SELECT {day_ordinal(connection, 'as_of')}, day, week, month, quarter "
+        f"FROM cityscore_daily WHERE as_of BETWEEN {m} AND {m}"
+    )
+    params = [raw_param(connection, dt.date.fromordinal(o)) for o in (lo, hi)]
+    rows = fetch_all(connection, sql, params)
+    return [(o, *(np.nan if w is None else w for w in windows)) for o, *windows in rows]
+
+
+def _city_runs(connection: Any, kind: int, lo: int, hi: int) -> list[Any]:
+    """(metric id, first, last ordinal, score) of the in_cityscore metrics' runs of one kind
+    with a score, covering any as-of date in [lo, hi]."""
+    m = mark(connection)
+    sql = (
+        f"SELECT r.metric_id, {day_ordinal(connection, 'r.valid_from')}, "
+        f"{day_ordinal(connection, 'r.valid_to')}, r.score "
+        "FROM metric_score_runs r JOIN metrics m ON m.id = r.metric_id "
+        f"WHERE m.in_cityscore AND r.kind = {m} AND r.valid_from BETWEEN {m} AND {m} "
+        f"AND r.valid_to >= {m} AND r.score IS NOT NULL"
+    )
+    first = dt.date.fromordinal(lo - RUN_LOOKBACK[kind])
+    params = [kind, *(raw_param(connection, d) for d in (first, dt.date.fromordinal(hi)))]
+    params.append(raw_param(connection, dt.date.fromordinal(lo)))
+    return fetch_all(connection, sql, params)
 
 
 def refresh_cityscore_all(session: Session) -> None:
-    bounds = session.execute(select(func.min(S.c.as_of), func.max(S.c.as_of))).one()
+    bounds = session.execute(
+        select(func.min(R.c.valid_from), func.max(R.c.valid_to)).where(R.c.kind == 0)
+    ).one()
     session.execute(delete(C))
     if bounds[0] is not None:
         refresh_cityscore(session, date_range(bounds[0], bounds[1]))

@@ -11,14 +11,15 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from api.cityscore.materialise import SCORE_COLUMNS, S, V, load_specs
+from api.cityscore.materialise import RUN_FIGURES, R, V, load_specs
 from api.scoring.aggregates import Point, Series
 from api.scoring.scores import MetricSpec, WindowScore, score_as_of
 from api.scoring.windows import WINDOW_NAMES, date_range
 from db.dialect import day_ordinal, fetch_all, mark, raw_param
+from db.models import RUN_LOOKBACK
 
 # --- loading -------------------------------------------------------------------------------
 
@@ -43,9 +44,26 @@ def load_series(
 # --- reading -------------------------------------------------------------------------------
 
 
-def _row_scores(row: Any) -> dict[str, WindowScore]:
-    values = list(row)
-    return {w: WindowScore(*values[i * 3 : i * 3 + 3]) for i, w in enumerate(WINDOW_NAMES)}
+def _covering(as_of: dt.date, kinds: Sequence[int] = (0, 1, 2, 3)) -> Any:
+    """Runs of these kinds that cover ``as_of``: each kind's start is bounded by its
+    ``RUN_LOOKBACK``, so the index scan is a few entries per metric and kind."""
+    return or_(
+        *(
+            and_(
+                R.c.kind == kind,
+                R.c.valid_from.between(as_of - dt.timedelta(days=RUN_LOOKBACK[kind]), as_of),
+                R.c.valid_to >= as_of,
+            )
+            for kind in kinds
+        )
+    )
+
+
+def _window(figures: Sequence[Any]) -> WindowScore:
+    return WindowScore(*figures)
+
+
+EMPTY = WindowScore(None, None, None)
 
 
 def scores_for(
@@ -54,10 +72,13 @@ def scores_for(
     """Each metric's four window scores as of one date."""
     if not metric_ids:
         return {}
-    stmt = select(S.c.metric_id, *(S.c[c] for c in SCORE_COLUMNS)).where(
-        and_(S.c.as_of == as_of, S.c.metric_id.in_(metric_ids))
+    stmt = select(R.c.metric_id, R.c.kind, *(R.c[c] for c in RUN_FIGURES)).where(
+        and_(R.c.metric_id.in_(metric_ids), _covering(as_of))
     )
-    out = {r[0]: _row_scores(r[1:]) for r in session.execute(stmt).all()}
+    found: dict[int, list[WindowScore]] = {}
+    for metric_id, kind, *figures in session.execute(stmt).all():
+        found.setdefault(metric_id, [EMPTY] * len(WINDOW_NAMES))[kind] = _window(figures)
+    out = {m: dict(zip(WINDOW_NAMES, w, strict=True)) for m, w in found.items()}
     missing = [m for m in metric_ids if m not in out]
     if missing:
         specs = load_specs(session, missing)
@@ -81,13 +102,30 @@ def metric_history(
     session: Session, metric_id: int, start: dt.date, end: dt.date
 ) -> list[tuple[dt.date, dict[str, WindowScore]]]:
     """One metric's window scores for every as-of date in [start, end]."""
-    stmt = (
-        select(S.c.as_of, *(S.c[c] for c in SCORE_COLUMNS))
-        .where(and_(S.c.metric_id == metric_id, S.c.as_of.between(start, end)))
-        .order_by(S.c.as_of)
+    stmt = select(R.c.kind, R.c.valid_from, R.c.valid_to, *(R.c[c] for c in RUN_FIGURES)).where(
+        and_(
+            R.c.metric_id == metric_id,
+            R.c.valid_from.between(start - dt.timedelta(days=max(RUN_LOOKBACK)), end),
+            R.c.valid_to >= start,
+        )
     )
-    found = {r[0]: _row_scores(r[1:]) for r in session.execute(stmt).all()}
+    first = start.toordinal()
+    rows: list[list[WindowScore] | None] = [None] * (end.toordinal() - first + 1)
+    for kind, valid_from, valid_to, *figures in session.execute(stmt).all():
+        window = _window(figures)
+        lo = max(valid_from.toordinal(), first) - first
+        hi = min(valid_to.toordinal() - first, len(rows) - 1)
+        for i in range(lo, hi + 1):
+            row = rows[i]
+            if row is None:
+                row = rows[i] = [EMPTY] * len(WINDOW_NAMES)
+            row[kind] = window
     dates = date_range(start, end)
+    found = {
+        d: dict(zip(WINDOW_NAMES, r, strict=True))
+        for d, r in zip(dates, rows, strict=True)
+        if r is not None
+    }
     missing = [d for d in dates if d not in found]
     if missing:
         spec = load_specs(session, [metric_id])[metric_id]
@@ -124,10 +162,17 @@ def cityscore_history(
 def weekly_scores(
     session: Session, metric_id: int, week_starts: Sequence[dt.date]
 ) -> dict[dt.date, float | None]:
-    """The week score of each week starting on ``week_starts`` (read as of the Monday after)."""
-    as_of = [w + dt.timedelta(days=7) for w in week_starts]
-    stmt = select(S.c.as_of, S.c.week_score).where(
-        and_(S.c.metric_id == metric_id, S.c.as_of.in_(as_of))
+    """The week score of each week starting on ``week_starts`` (read as of the Monday after:
+    the week run starting on that Monday)."""
+    if not week_starts:
+        return {}
+    mondays = [w + dt.timedelta(days=7) for w in week_starts]
+    stmt = select(R.c.valid_from, R.c.score).where(
+        and_(
+            R.c.metric_id == metric_id,
+            R.c.kind == 1,
+            R.c.valid_from.between(min(mondays), max(mondays)),
+        )
     )
     found = dict(session.execute(stmt).all())
     return {w: found.get(w + dt.timedelta(days=7)) for w in week_starts}

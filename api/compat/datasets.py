@@ -14,13 +14,20 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, select
 
-from db.models import CityScoreDaily, Department, Metric, MetricScore, MetricTarget, MetricValue
+from db.models import (
+    CityScoreDaily,
+    Department,
+    Metric,
+    MetricTarget,
+    MetricValue,
+    metric_scores_view,
+)
 
 V = MetricValue.__table__  # type: ignore[attr-defined]
 M = Metric.__table__  # type: ignore[attr-defined]
 D = Department.__table__  # type: ignore[attr-defined]
 TG = MetricTarget.__table__  # type: ignore[attr-defined]
-S = MetricScore.__table__  # type: ignore[attr-defined]
+S = metric_scores_view  # one row per metric per as-of date, over the score runs
 C = CityScoreDaily.__table__  # type: ignore[attr-defined]
 
 # SODA's data types (X-SODA2-Types, dataTypeName).

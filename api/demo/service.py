@@ -34,7 +34,7 @@ from db.models import (
     CityScoreDaily,
     Department,
     Metric,
-    MetricScore,
+    MetricScoreRun,
     MetricTarget,
     MetricValue,
     utcnow,
@@ -44,7 +44,7 @@ from db.session import begin_write
 SEED = 20160101
 POINT_COLUMNS = ("date", "value", "numerator", "denominator")  # what scoring takes
 VALUES = MetricValue.__table__  # type: ignore[attr-defined]
-SCORES = MetricScore.__table__  # type: ignore[attr-defined]
+SCORES = MetricScoreRun.__table__  # type: ignore[attr-defined]
 CITYSCORE = CityScoreDaily.__table__  # type: ignore[attr-defined]
 TARGETS_FROM = dt.date(2015, 1, 1)
 

@@ -72,31 +72,68 @@ def shift_window(window: Window, years: int) -> Window:
 
 
 def as_of_dates_affected(days: Iterable[dt.date], baseline_years: int) -> set[dt.date]:
-    """A superset of the as-of dates whose scores can change when values on ``days`` change.
+    """A superset of the as-of dates whose scores can change when values on ``days`` change:
+    the union over the four windows of ``as_of_dates_affected_by_window``.
 
     With ``baseline_years`` > 0 the value also feeds the baselines of the same windows up to
     that many years later. Work is per distinct week and month, not per day: a batch of
     50,000 days touches only a few hundred of each.
     """
-    sources: set[dt.date] = set()
-    for day in set(days):
-        sources.add(day)
+    return set().union(*as_of_dates_affected_by_window(days, baseline_years))
+
+
+def _shifted_sources(days: set[dt.date], baseline_years: int) -> set[dt.date]:
+    """The days 1..``baseline_years`` years after ``days`` (whose baselines they feed)."""
+    out: set[dt.date] = set()
+    for day in days:
         for k in range(1, baseline_years + 1):
             year = day.year + k
             if day.month == 2 and day.day >= 28:
-                sources.add(dt.date(year, 2, 28))
+                out.add(dt.date(year, 2, 28))
                 if calendar.isleap(year):
-                    sources.add(dt.date(year, 2, 29))
+                    out.add(dt.date(year, 2, 29))
             else:
-                sources.add(day.replace(year=year))
-    out = {d + ONE_DAY for d in sources}
+                out.add(day.replace(year=year))
+    return out
+
+
+def _weeks_after(sources: Iterable[dt.date]) -> set[dt.date]:
+    """The as-of dates whose week window is the week of one of ``sources``."""
+    out: set[dt.date] = set()
     for monday in {monday_of(d) for d in sources}:
         out.update(monday + dt.timedelta(days=7 + i) for i in range(7))
+    return out
+
+
+def _months_after(sources: Iterable[dt.date], months: int) -> set[dt.date]:
+    """The as-of dates in the ``months`` months after the month of one of ``sources``."""
+    out: set[dt.date] = set()
     for first_of_month in {d.replace(day=1) for d in sources}:
         first = month_start(first_of_month, -1)
-        last = month_start(first_of_month, -4) - ONE_DAY
-        out.update(first + dt.timedelta(days=i) for i in range((last - first).days + 1))
+        last = month_start(first_of_month, -1 - months) - ONE_DAY
+        out.update(date_range(first, last))
     return out
+
+
+def as_of_dates_affected_by_window(
+    days: Iterable[dt.date], baseline_years: int
+) -> tuple[set[dt.date], set[dt.date], set[dt.date], set[dt.date]]:
+    """Per window kind (day, week, month, quarter): a superset of the as-of dates whose
+    figures of that window can change when values on ``days`` change.
+
+    Their union is ``as_of_dates_affected``. A changed day moves one day window, one week's
+    as-of dates, one month's and three months' (the quarter moves monthly), and the same of
+    the days up to ``baseline_years`` later (the baselines); the day window takes the week's
+    baseline.
+    """
+    own = set(days)
+    shifted = _shifted_sources(own, baseline_years)
+    sources = own | shifted
+    week = _weeks_after(sources)
+    # (the day after a shifted source too: not needed by the day's own figures, which take
+    # the week's baseline, but one date per year keeps the union the first build's)
+    day = {d + ONE_DAY for d in sources} | _weeks_after(shifted)
+    return day, week, _months_after(sources, 1), _months_after(sources, 3)
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:

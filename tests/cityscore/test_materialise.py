@@ -1,7 +1,7 @@
 """Incremental materialisation (ingest -> rescore_days) equals a full rescore, row for row.
 
-Both write a score row exactly where an as-of date's windows hold data, so after any batch
-the ``metric_scores`` and ``cityscore_daily`` tables must equal what ``rescore_metrics``
+Both write runs over exactly each metric's materialised span, so after any batch
+the ``metric_score_runs`` and ``cityscore_daily`` tables must equal what ``rescore_metrics``
 writes from scratch: not only the reads, the rows themselves.
 """
 
@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from api.cityscore import materialise, reads
-from db.models import CityScoreDaily, MetricScore
+from db.models import CityScoreDaily, MetricScoreRun
 from tests._data import admin_headers, metric_id, put_department, put_metric
 
-S = MetricScore.__table__  # type: ignore[attr-defined]
+S = MetricScoreRun.__table__  # type: ignore[attr-defined]
 C = CityScoreDaily.__table__  # type: ignore[attr-defined]
 D = dt.date
 URL = "/v1/ingest/values"
@@ -47,7 +47,7 @@ def _record(slug: str, day: dt.date, rng: random.Random) -> dict[str, Any]:
 
 def _tables(session: Session, ids: list[int]) -> tuple[list[Any], list[Any]]:
     scores = session.execute(
-        select(S).where(S.c.metric_id.in_(ids)).order_by(S.c.metric_id, S.c.as_of)
+        select(S).where(S.c.metric_id.in_(ids)).order_by(S.c.metric_id, S.c.kind, S.c.valid_from)
     ).all()
     city = session.execute(select(C).order_by(C.c.as_of)).all()
     return [tuple(r) for r in scores], [tuple(r) for r in city]

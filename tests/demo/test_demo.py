@@ -115,5 +115,5 @@ def test_demo_leaves_the_planner_statistics_current(session: Session) -> None:
     run) PostgreSQL plans `as_of = ANY(dates)` over millions of score rows as a sequential
     scan, and every rescore's CityScore refresh reads the whole table."""
     demo.load(session, years=1, metrics=5, today=TODAY)
-    for table in ("metric_values", "metric_scores", "cityscore_daily"):
+    for table in ("metric_values", "metric_score_runs", "cityscore_daily"):
         assert _has_statistics(session, table), table

@@ -26,6 +26,7 @@ from api.scoring.windows import (
     WINDOW_NAMES,
     Window,
     as_of_dates_affected,
+    as_of_dates_affected_by_window,
     date_range,
     shift_window,
     shift_years,
@@ -750,6 +751,36 @@ def test_as_of_dates_affected_with_baselines(day: str) -> None:
     got = as_of_dates_affected([x], 2)
     missing = _brute_force_affected(x, 2) - got
     assert not missing, sorted(missing)[:10]
+
+
+def _brute_force_by_window(x: dt.date, baseline_years: int) -> list[set[dt.date]]:
+    """Per window kind, the as-of dates whose figures of that window see ``x`` (the day
+    window through its own day and the week's baseline, as Boston scores it)."""
+    out: list[set[dt.date]] = [set(), set(), set(), set()]
+    for as_of in days(x - dt.timedelta(days=10), x + dt.timedelta(days=366 * baseline_years + 140)):
+        windows = naive.windows(as_of)
+        for i, name in enumerate(WINDOW_NAMES):
+            w = windows[name]
+            reference = windows["week"] if name == "day" else w
+            if w.start <= x <= w.end or any(
+                naive.shifted(reference, k).start <= x <= naive.shifted(reference, k).end
+                for k in range(1, baseline_years + 1)
+            ):
+                out[i].add(as_of)
+    return out
+
+
+@pytest.mark.parametrize("day", AFFECTED_DAYS)
+@pytest.mark.parametrize("years", [0, 2])
+def test_as_of_dates_affected_by_window_cover_each_window(day: str, years: int) -> None:
+    x = D.fromisoformat(day)
+    got = as_of_dates_affected_by_window([x], years)
+    for name, found, wanted in zip(
+        WINDOW_NAMES, got, _brute_force_by_window(x, years), strict=True
+    ):
+        assert not wanted - found, (name, sorted(wanted - found)[:5])
+        if years == 0:
+            assert found == wanted, name  # current windows only: exactly
 
 
 def test_as_of_dates_affected_leap_day_reaches_following_februaries() -> None:
