@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from api.cityscore.points import Columns, metric_columns
 from api.observability.metrics import timed
-from api.scoring.engine import UNIX_ORDINAL, Calendar, Dense, FloatArray, IntArray, score_columns
+from api.scoring.engine import UNIX_ORDINAL, Calendar, FloatArray, IntArray, score_stream
 from api.scoring.scores import MetricSpec
 from api.scoring.windows import (
     REACH_DAYS,
@@ -238,9 +238,7 @@ def rescore_metrics(
     calendar = Calendar(date_range(dt.date.fromordinal(first), dt.date.fromordinal(last)), years)
     city = _InMemoryCity(session, ids, calendar)
     writer = _RunRows(session)
-    for metric_id, cols in points:
-        dense = Dense(calendar, *cols)
-        scores = score_columns(specs[metric_id], calendar, dense)
+    for metric_id, scores in score_stream(specs, calendar, points):
         a, b = spans[metric_id]
         inside = (calendar.as_of >= a) & (calendar.as_of <= b)
         writer.add(metric_id, calendar.as_of[inside], scores[inside])
@@ -368,16 +366,21 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         calendar = Calendar([dt.date.fromordinal(o) for o in dates], years)
         masks = [np.isin(calendar.as_of, sorted(k)) for k in by_kind]
         scored: set[int] = set()
-        columns = metric_columns(session, [m for m in ids if m in new], calendar.spans())
-        for metric_id, cols in chain(columns, _no_points(new, ids, scored)):
-            scored.add(metric_id)
+        live = [m for m in ids if m in new and new[m][0] <= dates[-1] and new[m][1] >= dates[0]]
+        columns = metric_columns(session, live, calendar.spans())
+        points = chain(_noted(columns, scored), _no_points(new, live, scored))
+        for metric_id, scores in score_stream(specs, calendar, points):
             a, b = new[metric_id]
             inside = (calendar.as_of >= a) & (calendar.as_of <= b)
-            if inside.any():
-                scores = score_columns(specs[metric_id], calendar, Dense(calendar, *cols))
-                writer.add(metric_id, calendar.as_of, scores, [mask & inside for mask in masks])
+            writer.add(metric_id, calendar.as_of, scores, [mask & inside for mask in masks])
     writer.flush()
     _refresh_city_kinds(session, [np.array(sorted(k), dtype=np.int64) for k in rewritten])
+
+
+def _noted(points: Iterable[tuple[int, Columns]], seen: set[int]) -> Iterator[tuple[int, Columns]]:
+    for metric_id, columns in points:
+        seen.add(metric_id)
+        yield metric_id, columns
 
 
 def _no_points(

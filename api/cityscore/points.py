@@ -39,7 +39,11 @@ def metric_columns(
     for id_chunk in _chunks(sorted(metric_ids), per_query):
         if postgres:
             for metric_id, (days, *values) in _pg_points(connection, id_chunk, ranges):
-                yield metric_id, (days.astype(np.int64), *values)
+                days = days.astype(np.int64)
+                if len(days) > 1 and not (days[1:] > days[:-1]).all():
+                    order = np.argsort(days, kind="stable")
+                    days, values = days[order], [v[order] for v in values]
+                yield metric_id, (days, *values)
             continue
         table = _sqlite_points(connection, id_chunk, ranges)
         if not len(table):
@@ -57,8 +61,8 @@ def metric_columns(
 def _pg_points(
     connection: Any, ids: Sequence[int], ranges: Sequence[tuple[dt.date, dt.date]]
 ) -> Iterator[tuple[int, list[Any]]]:
-    def agg(expr: str) -> str:
-        return f"array_agg({expr} ORDER BY v.date)"
+    def agg(expr: str) -> str:  # unordered: an ORDER BY per aggregate sorts every group
+        return f"array_agg({expr})"  # (2.5x the query); the caller sorts by day instead
 
     nan = "'NaN'::float8"
     day = day_ordinal(connection, "v.date")

@@ -23,7 +23,7 @@ overflow a sum to inf: the score is then null, never an error).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,13 +149,22 @@ class Calendar:
         return i, j
 
     def count(self, prefix: IntArray, starts: IntArray, ends: IntArray) -> IntArray:
-        """Points in each [start, end] from a prefix count over the dense days."""
+        """Points in each [start, end] from a prefix count over the dense days (the last
+        axis; one row per metric or a single prefix)."""
         i, j = self.bounds(starts, ends)
-        return prefix[j] - prefix[i]
+        return prefix[..., j] - prefix[..., i]
 
 
 class Dense:
-    """One metric's points as dense daily arrays over a calendar's day span."""
+    """Metrics' points as dense daily arrays over a calendar's day span: one row per metric,
+    one column per day, plus a pad column (index ``size``) that reads as no point.
+
+    ``Dense(calendar, ordinals, values, numerators, denominators)`` is one metric (the
+    functions below then return one metric's arrays); ``Dense.of_many(calendar, columns)``
+    stacks many, so that one NumPy operation scores them all (``score_many``). Every
+    operation is elementwise along the metric axis, so a metric's figures are the same bits
+    alone or in a batch.
+    """
 
     def __init__(
         self,
@@ -165,35 +174,50 @@ class Dense:
         numerators: Sequence[float | None],
         denominators: Sequence[float | None],
     ):
+        self._build(calendar, [(ordinals, values, numerators, denominators)])
+        self.single = True
+
+    @classmethod
+    def of_many(cls, calendar: Calendar, columns: Sequence[Sequence[Any]]) -> Dense:
+        """Many metrics' (ordinals, values, numerators, denominators), one row each."""
+        out = cls.__new__(cls)
+        out._build(calendar, columns)
+        out.single = False
+        return out
+
+    def _build(self, calendar: Calendar, columns: Sequence[Sequence[Any]]) -> None:
         size = calendar.size
         self.lo = calendar.lo
-        o = np.asarray(ordinals, dtype=np.int64) - calendar.lo
-        keep = (o >= 0) & (o < size)
-        at = o[keep]
-
-        def column(xs: Sequence[float | None]) -> FloatArray:
-            out = np.full(size + 1, NAN)
-            out[at] = np.array(xs, dtype=float)[keep]  # None becomes NaN
-            return out
-
-        self.present = np.zeros(size + 1, dtype=bool)
-        self.present[at] = True
-        self.value = column(values)
-        self.numerator = column(numerators)
-        self.denominator = column(denominators)
+        self.rows = len(columns)
+        shape = (self.rows, size + 1)
+        self.present = np.zeros(shape, dtype=bool)
+        self.value = np.full(shape, NAN)
+        self.numerator = np.full(shape, NAN)
+        self.denominator = np.full(shape, NAN)
+        for r, (ordinals, values, numerators, denominators) in enumerate(columns):
+            o = np.asarray(ordinals, dtype=np.int64) - calendar.lo
+            keep = (o >= 0) & (o < size)
+            at = o[keep]
+            self.present[r, at] = True
+            for target, xs in (
+                (self.value, values),
+                (self.numerator, numerators),
+                (self.denominator, denominators),
+            ):
+                target[r, at] = np.asarray(xs, dtype=float)[keep]  # None becomes NaN
         with np.errstate(all="ignore"):
             ratio = self.numerator / self.denominator
         ratio[~(self.denominator != 0) | np.isnan(self.numerator)] = NAN
         self.ratio = ratio
-        self.prefix_points = _prefix(self.present[:size])
-        self.prefix_values = _prefix(~np.isnan(self.value[:size]))
-        self.prefix_ratios = _prefix(~np.isnan(self.ratio[:size]))
+        self.prefix_points = _prefix(self.present[:, :size])
+        self.prefix_values = _prefix(~np.isnan(self.value[:, :size]))
+        self.prefix_ratios = _prefix(~np.isnan(self.ratio[:, :size]))
         self.zero_filled: dict[str, FloatArray] = {}
 
     def is_live(self, ordinal: int) -> bool:
-        """Whether the metric has a point on this day (within the calendar's span)."""
+        """Whether the (single) metric has a point on this day (within the calendar's span)."""
         at = ordinal - self.lo
-        return 0 <= at < len(self.present) - 1 and bool(self.present[at])
+        return 0 <= at < self.present.shape[1] - 1 and bool(self.present[0, at])
 
     def zeros(self, name: str) -> FloatArray:
         """The column with null days as 0 (for sums); the pad stays 0."""
@@ -202,20 +226,27 @@ class Dense:
             out = self.zero_filled[name] = np.nan_to_num(getattr(self, name), nan=0.0)
         return out
 
+    def shaped(self, out: Any) -> Any:
+        """One metric's row when this is a single metric, else every row."""
+        return out[0] if self.single else out
+
 
 def _prefix(flags: Any) -> IntArray:
-    out = np.zeros(len(flags) + 1, dtype=np.int64)
-    np.cumsum(flags, out=out[1:])
+    """Per row, the count of true flags before each column (a leading 0 column)."""
+    flags = np.atleast_2d(flags)
+    out = np.zeros((flags.shape[0], flags.shape[1] + 1), dtype=np.int64)
+    np.cumsum(flags, axis=1, out=out[:, 1:])
     return out
 
 
 def _window_sum(column: FloatArray, gather: IntArray) -> FloatArray:
-    """Each window's sum, added day by day in date order (independent of the dense span)."""
+    """Each window's sum per row, added day by day in date order (independent of the dense
+    span and of the other rows)."""
     if not gather.shape[0]:
-        return np.zeros(gather.shape[1])
-    total = column[gather[0]].copy()
+        return np.zeros((column.shape[0], gather.shape[1]))
+    total = column[:, gather[0]]
     for row in gather[1:]:
-        total += column[row]
+        total += column[:, row]
     return total
 
 
@@ -228,7 +259,7 @@ def _ratio_of(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
 
 @dataclass
 class _Agg:
-    """Aggregates of a set of windows: value, published sums (NaN = null)."""
+    """Aggregates of a set of windows: value, published sums (NaN = null), (rows, windows)."""
 
     value: FloatArray
     numerator: FloatArray
@@ -236,20 +267,30 @@ class _Agg:
 
 
 def _median(dense: Dense, spans: list[list[tuple[int, int]]]) -> FloatArray:
-    """The median of the non-null values of each window (a window: a list of day spans)."""
-    out = np.full(len(spans), NAN)
+    """Per row, the median of the non-null values of each window (a list of day spans)."""
+    out = np.full((dense.rows, len(spans)), NAN)
     values = dense.value
+    rows = np.arange(dense.rows)
     for w, parts in enumerate(spans):
-        chunks = [values[i:j] for i, j in parts if j > i]
+        chunks = [values[:, i:j] for i, j in parts if j > i]
         if not chunks:
             continue
-        pooled = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
-        pooled = np.sort(pooled[~np.isnan(pooled)])
-        n = len(pooled)
-        if n:
-            mid = n // 2
-            out[w] = pooled[mid] if n % 2 else (pooled[mid - 1] + pooled[mid]) / 2
+        pooled = np.concatenate(chunks, axis=1) if len(chunks) > 1 else chunks[0]
+        ordered = np.sort(pooled, axis=1)  # NaN sorts last
+        n = np.count_nonzero(~np.isnan(pooled), axis=1)
+        mid = n // 2
+        upper = ordered[rows, np.minimum(mid, ordered.shape[1] - 1)]
+        lower = ordered[rows, np.maximum(mid - 1, 0)]
+        out[:, w] = np.where(n % 2 == 1, upper, (lower + upper) / 2)
+        out[n == 0, w] = NAN
     return out
+
+
+def _counts(prefix: IntArray, parts: list[tuple[IntArray, IntArray, IntArray]]) -> IntArray:
+    total = prefix[:, parts[0][1]] - prefix[:, parts[0][0]]
+    for i, j, _ in parts[1:]:
+        total = total + (prefix[:, j] - prefix[:, i])
+    return total
 
 
 def _aggregate(
@@ -259,20 +300,19 @@ def _aggregate(
     parts: list[tuple[IntArray, IntArray, IntArray]],
 ) -> _Agg:
     """Pooled aggregates of windows made of ``parts`` (dense i, j, gather), like ``Series``."""
-    points = sum(dense.prefix_points[j] - dense.prefix_points[i] for i, j, _ in parts)
-    empty = np.asarray(points) == 0
-    nothing = np.full(len(empty), NAN)
+    empty = _counts(dense.prefix_points, parts) == 0
+    nothing = np.full(empty.shape, NAN)
     if aggregation in ("pooled_ratio", "mean_of_ratios"):
         num = _sum_parts(dense.zeros("numerator"), parts)
         den = _sum_parts(dense.zeros("denominator"), parts)
         if aggregation == "pooled_ratio":
             value = _ratio_of(num, den)
         else:
-            count = sum(dense.prefix_ratios[j] - dense.prefix_ratios[i] for i, j, _ in parts)
-            value = _ratio_of(_sum_parts(dense.zeros("ratio"), parts), np.asarray(count, float))
+            count = _counts(dense.prefix_ratios, parts)
+            value = _ratio_of(_sum_parts(dense.zeros("ratio"), parts), count.astype(float))
         num[empty], den[empty], value[empty] = NAN, NAN, NAN
         return _Agg(value, num, den)
-    count = np.asarray(sum(dense.prefix_values[j] - dense.prefix_values[i] for i, j, _ in parts))
+    count = _counts(dense.prefix_values, parts)
     if aggregation == "median":
         spans = [list(zip(i.tolist(), j.tolist(), strict=True)) for i, j, _ in parts]
         value = _median(dense, [list(w) for w in zip(*spans, strict=True)])
@@ -294,15 +334,15 @@ def _day(calendar: Calendar, dense: Dense, aggregation: str) -> _Agg:
     """The day window (the day before each as-of date): one point at most."""
     t = calendar.as_of - 1 - calendar.lo
     t = np.where((t >= 0) & (t < calendar.size), t, calendar.size)
-    present = dense.present[t]
-    num, den = dense.numerator[t], dense.denominator[t]
+    present = dense.present[:, t]
+    num, den = dense.numerator[:, t], dense.denominator[:, t]
     if aggregation == "pooled_ratio":
         value = _ratio_of(num, den)
     elif aggregation == "mean_of_ratios":
-        value = dense.ratio[t]
+        value = dense.ratio[:, t]
     else:
-        value = dense.value[t]
-        num, den = np.full(len(t), NAN), np.full(len(t), NAN)
+        value = dense.value[:, t]
+        num, den = np.full(present.shape, NAN), np.full(present.shape, NAN)
     value = np.where(present, value, NAN)
     return _Agg(value, np.where(present, num, NAN), np.where(present, den, NAN))
 
@@ -319,13 +359,14 @@ def _window_score(
     spec: MetricSpec, current: _Agg, reference: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     a = current.value
+    reference = np.broadcast_to(reference, a.shape)
     if spec.aggregation == "pooled_ratio" and spec.reference == "target":
         score = _divide(a, reference) if spec.higher_is_better else _divide(reference, a)
         return score, current.numerator, current.denominator
     numerator, denominator = (a, reference) if spec.higher_is_better else (reference, a)
     score = _divide(numerator, denominator)
     if spec.aggregation == "mean_of_ratios":
-        none = np.full(len(a), NAN)
+        none = np.full(a.shape, NAN)
         return score, none, none
     return score, numerator, denominator
 
@@ -339,24 +380,41 @@ def _targets(spec: MetricSpec, calendar: Calendar) -> FloatArray:
     return np.where(i > 0, values[np.maximum(i - 1, 0)], NAN)
 
 
+def batch_key(spec: MetricSpec) -> tuple[str, str, str, int]:
+    """Metrics with the same key can be scored in one batch (``score_many``)."""
+    years = spec.baseline_years if spec.reference == "baseline" else 0
+    return spec.aggregation, spec.reference, spec.direction, years
+
+
 def score_columns(spec: MetricSpec, calendar: Calendar, dense: Dense) -> FloatArray:
-    """The (as-of dates, 12) score columns: day, week, month, quarter x score, num, den.
+    """One metric's (as-of dates, 12) score columns: day, week, month, quarter x score,
+    numerator, denominator.
 
     Equal (to rounding) to ``scores.score_as_of`` on the same dates; NaN is null.
     """
+    out: FloatArray = score_many([spec], calendar, dense)[0]
+    return out
+
+
+def score_many(specs: Sequence[MetricSpec], calendar: Calendar, dense: Dense) -> FloatArray:
+    """(metrics, as-of dates, 12) score columns of the rows of ``dense``, one spec per row;
+    the specs share a ``batch_key`` (targets may differ)."""
+    spec = specs[0]
+    if len({batch_key(s) for s in specs}) > 1 or len(specs) != dense.rows:
+        raise ValueError("one spec per row, all with the same batch_key")
     if spec.reference == "baseline" and spec.baseline_years > calendar.baseline_years:
         raise ValueError("the calendar has fewer baseline years than the metric")
-    out = np.empty((len(calendar.as_of), 12))
+    out = np.empty((dense.rows, len(calendar.as_of), 12))
     aggregation = spec.aggregation
     by_baseline = spec.reference == "baseline"
-    targets = None if by_baseline else _targets(spec, calendar)
+    targets = None if by_baseline else np.stack([_targets(s, calendar) for s in specs])
     week_reference = None
     with np.errstate(all="ignore"):
         for position, kind in enumerate(KINDS, start=1):
             windows = calendar.windows[kind]
             current = _aggregate(calendar, dense, aggregation, [windows.part])
             if by_baseline:
-                reference = _baseline(calendar, dense, spec, windows)[windows.of_as_of]
+                reference = _baseline(calendar, dense, spec, windows)[:, windows.of_as_of]
                 if kind == "week":
                     week_reference = reference
                 reference = _scaled(spec, reference, windows.length[windows.of_as_of])
@@ -364,12 +422,12 @@ def score_columns(spec: MetricSpec, calendar: Calendar, dense: Dense) -> FloatAr
                 assert targets is not None
                 reference = targets
             at = _Agg(
-                current.value[windows.of_as_of],
-                current.numerator[windows.of_as_of],
-                current.denominator[windows.of_as_of],
+                current.value[:, windows.of_as_of],
+                current.numerator[:, windows.of_as_of],
+                current.denominator[:, windows.of_as_of],
             )
-            out[:, position * 3 : position * 3 + 3] = np.column_stack(
-                _window_score(spec, at, reference)
+            out[:, :, position * 3 : position * 3 + 3] = np.stack(
+                _window_score(spec, at, reference), axis=-1
             )
         if by_baseline:
             assert week_reference is not None
@@ -377,18 +435,18 @@ def score_columns(spec: MetricSpec, calendar: Calendar, dense: Dense) -> FloatAr
         else:
             assert targets is not None
             day_reference = targets
-        out[:, 0:3] = np.column_stack(
-            _window_score(spec, _day(calendar, dense, aggregation), day_reference)
+        out[:, :, 0:3] = np.stack(
+            _window_score(spec, _day(calendar, dense, aggregation), day_reference), axis=-1
         )
     out[~np.isfinite(out)] = NAN
     return out
 
 
 def _baseline(calendar: Calendar, dense: Dense, spec: MetricSpec, windows: _Windows) -> FloatArray:
-    """Each window's baseline: the same window 1..baseline_years back, pooled."""
+    """Each window's baseline per row: the same window 1..baseline_years back, pooled."""
     parts = windows.shifted_parts[: spec.baseline_years]
     if not parts:
-        return np.full(len(windows.start), NAN)
+        return np.full((dense.rows, len(windows.start)), NAN)
     aggregation = "mean" if spec.aggregation == "sum" else spec.aggregation
     return _aggregate(calendar, dense, aggregation, parts).value
 
@@ -402,7 +460,7 @@ def has_current_data(calendar: Calendar, dense: Dense) -> Any:
     """Per as-of date: any point from the quarter's first day to the day before."""
     quarter = calendar.windows["quarter"]
     starts = quarter.start[quarter.of_as_of]
-    return calendar.count(dense.prefix_points, starts, calendar.as_of - 1) > 0
+    return dense.shaped(calendar.count(dense.prefix_points, starts, calendar.as_of - 1) > 0)
 
 
 def window_points(calendar: Calendar, prefix: IntArray) -> IntArray:
@@ -421,8 +479,8 @@ def window_points(calendar: Calendar, prefix: IntArray) -> IntArray:
 
 
 def has_window_data(calendar: Calendar, dense: Dense) -> Any:
-    """Per as-of date: whether any of its four windows holds a point (the row is stored)."""
-    return window_points(calendar, dense.prefix_points) > 0
+    """Per as-of date: whether any of its four windows holds a point."""
+    return dense.shaped(window_points(calendar, dense.prefix_points) > 0)
 
 
 def day_prefix(calendar: Calendar, ordinals: Sequence[int]) -> IntArray:
@@ -430,4 +488,36 @@ def day_prefix(calendar: Calendar, ordinals: Sequence[int]) -> IntArray:
     flags = np.zeros(calendar.size, dtype=bool)
     o = np.asarray(list(ordinals), dtype=np.int64) - calendar.lo
     flags[o[(o >= 0) & (o < calendar.size)]] = True
-    return _prefix(flags)
+    out: IntArray = _prefix(flags)[0]
+    return out
+
+
+BATCH = 64  # metrics per score_many call: a few MB of dense arrays per batch
+
+
+def score_stream(
+    specs: Mapping[int, MetricSpec],
+    calendar: Calendar,
+    points: Iterable[tuple[int, Sequence[Any]]],
+    batch: int = BATCH,
+) -> Iterator[tuple[int, FloatArray]]:
+    """(metric id, (as-of dates, 12) scores) for a stream of (metric id, columns), scored in
+    batches of metrics that share a ``batch_key``: NumPy's per-call cost is paid once per
+    batch, not once per metric. Metrics come out grouped by batch, not in input order."""
+    pending: dict[tuple[str, str, str, int], list[tuple[int, Sequence[Any]]]] = {}
+
+    def run(items: list[tuple[int, Sequence[Any]]]) -> Iterator[tuple[int, FloatArray]]:
+        dense = Dense.of_many(calendar, [columns for _, columns in items])
+        scores = score_many([specs[m] for m, _ in items], calendar, dense)
+        for i, (metric_id, _) in enumerate(items):
+            yield metric_id, scores[i]
+
+    for metric_id, columns in points:
+        items = pending.setdefault(batch_key(specs[metric_id]), [])
+        items.append((metric_id, columns))
+        if len(items) >= batch:
+            yield from run(items)
+            items.clear()
+    for items in pending.values():
+        if items:
+            yield from run(items)

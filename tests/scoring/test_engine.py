@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from api.scoring.engine import (
     has_current_data,
     has_window_data,
     score_columns,
+    score_many,
 )
 from api.scoring.scores import DIRECTIONS, REFERENCES, MetricSpec, score_as_of
 from api.scoring.scores import has_current_data as reference_has_current_data
@@ -189,3 +191,51 @@ def test_extreme_values_never_raise() -> None:
                 got = score_columns(spec, calendar, dense)
                 assert not np.isinf(got).any()
                 assert (np.nan_to_num(got, nan=0.0) >= 0).all()
+
+
+def _columns(points: list[Point]) -> tuple[list[Any], ...]:
+    ordered = series_sorted(points)
+    return (
+        [p.date.toordinal() for p in ordered],
+        [p.value for p in ordered],
+        [p.numerator for p in ordered],
+        [p.denominator for p in ordered],
+    )
+
+
+@PROPERTY
+@given(data=st.data())
+def test_a_batch_scores_each_metric_to_the_same_bits_as_alone(data: Any) -> None:
+    """``score_many`` over metrics sharing a batch key (their targets and series differ)
+    equals ``score_columns`` metric by metric, bit for bit: a batched rescore must store
+    what a single-metric one would."""
+    first = data.draw(specs())
+    others = [data.draw(specs()) for _ in range(data.draw(st.integers(1, 4)))]
+    batch = [first] + [
+        MetricSpec(
+            first.direction,
+            first.aggregation,
+            first.reference,
+            s.targets if first.reference == "target" else (),
+            first.baseline_years,
+        )
+        for s in others
+    ]
+    series = [data.draw(series_points(first.aggregation)) for _ in batch]
+    start = data.draw(st.dates(D(2019, 1, 1), D(2026, 6, 30)))
+    dates = date_range(start, start + dt.timedelta(days=data.draw(st.integers(1, 300))))
+    calendar = Calendar(dates, first.baseline_years)
+    together = score_many(batch, calendar, Dense.of_many(calendar, [_columns(p) for p in series]))
+    for i, (spec, points) in enumerate(zip(batch, series, strict=True)):
+        alone = score_columns(spec, calendar, Dense(calendar, *_columns(points)))
+        assert np.array_equal(together[i], alone, equal_nan=True), (i, spec)
+
+
+def test_a_batch_refuses_specs_that_do_not_share_a_key() -> None:
+    dates = date_range(D(2025, 1, 1), D(2025, 1, 31))
+    calendar = Calendar(dates, 0)
+    dense = Dense.of_many(calendar, [([], [], [], []), ([], [], [], [])])
+    mean = MetricSpec("higher_is_better", "mean", "target", (), 0)
+    median = MetricSpec("higher_is_better", "median", "target", (), 0)
+    with pytest.raises(ValueError):
+        score_many([mean, median], calendar, dense)
