@@ -32,14 +32,13 @@ def upgrade() -> None:
     from db.models import score_view_sql
 
     op.create_table('metric_score_runs',
-    sa.Column('metric_id', sa.Integer(), nullable=False),
+    sa.Column('metric_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('kind', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('valid_from', sa.Date(), nullable=False),
     sa.Column('valid_to', sa.Date(), nullable=False),
     sa.Column('score', sa.Float(), nullable=True),
     sa.Column('numerator', sa.Float(), nullable=True),
     sa.Column('denominator', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['metric_id'], ['metrics.id'], name=op.f('fk_metric_score_runs_metric_id_metrics'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('metric_id', 'kind', 'valid_from', name=op.f('pk_metric_score_runs'))
     )
     with op.batch_alter_table('metric_score_runs', schema=None) as batch_op:
