@@ -192,7 +192,11 @@ class MetricScoreRun(SQLModel, table=True):
     """
 
     __tablename__ = "metric_score_runs"
-    __table_args__ = (Index("ix_metric_score_runs_kind_valid_from", "kind", "valid_from"),)
+    __table_args__ = (
+        Index("ix_metric_score_runs_kind_valid_from", "kind", "valid_from"),
+        # SQLite: the primary key is the table (one b-tree per row written, not two)
+        {"sqlite_with_rowid": False},
+    )
 
     # No foreign key to metrics: its check is a trigger per inserted run, half the cost of a
     # rescore's insert on PostgreSQL. Runs are written only for metrics the materialiser has

@@ -39,7 +39,8 @@ def upgrade() -> None:
     sa.Column('score', sa.Float(), nullable=True),
     sa.Column('numerator', sa.Float(), nullable=True),
     sa.Column('denominator', sa.Float(), nullable=True),
-    sa.PrimaryKeyConstraint('metric_id', 'kind', 'valid_from', name=op.f('pk_metric_score_runs'))
+    sa.PrimaryKeyConstraint('metric_id', 'kind', 'valid_from', name=op.f('pk_metric_score_runs')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('metric_score_runs', schema=None) as batch_op:
         batch_op.create_index('ix_metric_score_runs_kind_valid_from', ['kind', 'valid_from'], unique=False)
