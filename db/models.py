@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -208,6 +209,9 @@ class MetricScoreRun(SQLModel, table=True):
     score: float | None = Field(default=None, sa_column=Column(Float))
     numerator: float | None = Field(default=None, sa_column=Column(Float))
     denominator: float | None = Field(default=None, sa_column=Column(Float))
+    # Whether the window holds a point: the view lists an as-of date where one window does,
+    # as the first build stored rows (every date of the span has runs, gaps included).
+    points: bool = Field(sa_column=Column(Boolean, nullable=False))
 
 
 WINDOW_KINDS = ("day", "week", "month", "quarter")
@@ -234,7 +238,8 @@ metric_scores_view = _score_view_table()
 
 def score_view_sql(dialect: str) -> str:
     """The SELECT behind the ``metric_scores`` view: each day run (one as-of date) joined to
-    the week, month and quarter runs that cover its date."""
+    the week, month and quarter runs that cover its date, where one of the windows holds a
+    point (the rows the first build stored)."""
 
     def back(expr: str, days: int) -> str:
         if dialect == "postgresql":
@@ -254,7 +259,11 @@ def score_view_sql(dialect: str) -> str:
                 "AND d.valid_from "
                 f"AND {alias}.valid_to >= d.valid_from"
             )
-    return f"SELECT {', '.join(parts)} FROM metric_score_runs d {' '.join(joins)} WHERE d.kind = 0"
+    held = " OR ".join(f"{a}.points" for a in ("d", "w", "m", "q"))
+    return (
+        f"SELECT {', '.join(parts)} FROM metric_score_runs d {' '.join(joins)} "
+        f"WHERE d.kind = 0 AND ({held})"
+    )
 
 
 class CityScoreDaily(SQLModel, table=True):

@@ -39,6 +39,7 @@ def upgrade() -> None:
     sa.Column('score', sa.Float(), nullable=True),
     sa.Column('numerator', sa.Float(), nullable=True),
     sa.Column('denominator', sa.Float(), nullable=True),
+    sa.Column('points', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('metric_id', 'kind', 'valid_from', name=op.f('pk_metric_score_runs')),
     sqlite_with_rowid=False
     )

@@ -54,6 +54,7 @@ C = CityScoreDaily.__table__  # type: ignore[attr-defined]
 
 RUN_FIGURES = ("score", "numerator", "denominator")
 SCORE_COLUMNS = tuple(f"{w}_{part}" for w in WINDOW_NAMES for part in RUN_FIGURES)
+HELD = 12  # score_stream(held=True): columns 12..15 say whether each window holds a point
 # After a metric's last value, scores are materialised as far as windows reach (later as-of
 # dates, which no window of theirs sees any value, are computed on read).
 AHEAD = REACH_DAYS
@@ -154,13 +155,12 @@ class _RunRows:
         self.rows = 0
 
     def add(self, metric_id: int, as_of: IntArray, scores: FloatArray, masks: Any = None) -> None:
-        """A metric's (n, 12) scores on sorted as-of ordinals, per kind where ``masks[kind]``
-        (all of them when None)."""
+        """A metric's (n, 16) scores and window flags (``score_stream(held=True)``) on sorted
+        as-of ordinals, per kind where ``masks[kind]`` (all of them when None)."""
         for kind in range(len(WINDOW_NAMES)):
             keep = slice(None) if masks is None else masks[kind]
-            first, last, figures = encode_runs(
-                kind, as_of[keep], scores[keep, kind * 3 : kind * 3 + 3]
-            )
+            columns = [kind * 3, kind * 3 + 1, kind * 3 + 2, HELD + kind]
+            first, last, figures = encode_runs(kind, as_of[keep], scores[keep][:, columns])
             if len(first):
                 self.blocks.append((metric_id, kind, first, last, figures))
                 self.rows += len(first)
@@ -176,6 +176,7 @@ class _RunRows:
         columns += [("valid_from", np.concatenate([f for _, _, f, _, _ in blocks]))]
         columns += [("valid_to", np.concatenate([t for _, _, _, t, _ in blocks]))]
         columns += [(name, figures[:, i]) for i, name in enumerate(RUN_FIGURES)]
+        columns += [("points", figures[:, 3] > 0)]
         return columns
 
     def flush(self) -> None:
@@ -238,7 +239,7 @@ def rescore_metrics(
     calendar = Calendar(date_range(dt.date.fromordinal(first), dt.date.fromordinal(last)), years)
     city = _InMemoryCity(session, ids, calendar)
     writer = _RunRows(session)
-    for metric_id, scores in score_stream(specs, calendar, points):
+    for metric_id, scores in score_stream(specs, calendar, points, held=True):
         a, b = spans[metric_id]
         inside = (calendar.as_of >= a) & (calendar.as_of <= b)
         writer.add(metric_id, calendar.as_of[inside], scores[inside])
@@ -369,7 +370,7 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         live = [m for m in ids if m in new and new[m][0] <= dates[-1] and new[m][1] >= dates[0]]
         columns = metric_columns(session, live, calendar.spans())
         points = chain(_noted(columns, scored), _no_points(new, live, scored))
-        for metric_id, scores in score_stream(specs, calendar, points):
+        for metric_id, scores in score_stream(specs, calendar, points, held=True):
             a, b = new[metric_id]
             inside = (calendar.as_of >= a) & (calendar.as_of <= b)
             writer.add(metric_id, calendar.as_of, scores, [mask & inside for mask in masks])

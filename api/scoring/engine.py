@@ -478,6 +478,20 @@ def window_points(calendar: Calendar, prefix: IntArray) -> IntArray:
     return total
 
 
+def window_held(calendar: Calendar, dense: Dense) -> Any:
+    """(rows, as-of dates, 4) booleans: whether each of the day, week, month and quarter
+    windows holds a point."""
+    prefix = dense.prefix_points
+    day = calendar.count(prefix, calendar.as_of - 1, calendar.as_of - 1)
+    held = [day]
+    for kind in KINDS:
+        windows = calendar.windows[kind]
+        held.append(
+            calendar.count(prefix, windows.start[windows.of_as_of], windows.end[windows.of_as_of])
+        )
+    return np.stack(held, axis=-1) > 0
+
+
 def has_window_data(calendar: Calendar, dense: Dense) -> Any:
     """Per as-of date: whether any of its four windows holds a point."""
     return dense.shaped(window_points(calendar, dense.prefix_points) > 0)
@@ -500,15 +514,21 @@ def score_stream(
     calendar: Calendar,
     points: Iterable[tuple[int, Sequence[Any]]],
     batch: int = BATCH,
+    *,
+    held: bool = False,
 ) -> Iterator[tuple[int, FloatArray]]:
     """(metric id, (as-of dates, 12) scores) for a stream of (metric id, columns), scored in
     batches of metrics that share a ``batch_key``: NumPy's per-call cost is paid once per
-    batch, not once per metric. Metrics come out grouped by batch, not in input order."""
+    batch, not once per metric. Metrics come out grouped by batch, not in input order.
+    ``held``: four more columns, 1.0 where the day, week, month or quarter window holds a
+    point (``window_held``)."""
     pending: dict[tuple[str, str, str, int], list[tuple[int, Sequence[Any]]]] = {}
 
     def run(items: list[tuple[int, Sequence[Any]]]) -> Iterator[tuple[int, FloatArray]]:
         dense = Dense.of_many(calendar, [columns for _, columns in items])
         scores = score_many([specs[m] for m, _ in items], calendar, dense)
+        if held:
+            scores = np.concatenate((scores, window_held(calendar, dense)), axis=-1)
         for i, (metric_id, _) in enumerate(items):
             yield metric_id, scores[i]
 

@@ -17,7 +17,7 @@ from alembic import command
 from api.cityscore import materialise, reads
 from api.cityscore.points import metric_columns
 from api.demo import service as demo
-from api.scoring.windows import WINDOW_NAMES, monday_of
+from api.scoring.windows import WINDOW_NAMES, monday_of, windows_as_of
 from db.models import CityScoreDaily, MetricScoreRun, metric_scores_view
 from tests._data import admin_headers, metric_id, put_department, put_metric
 from tests.conftest import alembic_config
@@ -112,19 +112,35 @@ def test_runs_cover_the_span_with_every_kind_inside_one_period(
         assert sorted(covered) == sorted(span), WINDOW_NAMES[kind]
 
 
-def test_the_scores_view_matches_the_reads(client: TestClient, session: Session) -> None:
+def test_the_scores_view_matches_the_reads_where_a_window_holds_a_point(
+    client: TestClient, session: Session
+) -> None:
+    """The view lists the as-of dates the first build stored rows for (one of the four
+    windows holds a point), not the gaps the runs also cover, with the figures the reads give."""
     days = [D(2025, 1, 1) + dt.timedelta(days=i) for i in range(150)]
+    days += [D(2026, 1, 1) + dt.timedelta(days=i) for i in range(20)]  # after a 215-day gap
     metric = _ratio_metric(client, session, days)
     V = metric_scores_view
     rows = session.execute(select(V).where(V.c.metric_id == metric).order_by(V.c.as_of)).all()
-    assert len(rows) == 150 + materialise.AHEAD - 1
+    held = set(days)
+    span = [d.toordinal() for d in (days[0], days[-1] + dt.timedelta(days=materialise.AHEAD))]
+    expected = [
+        as_of
+        for as_of in map(D.fromordinal, range(span[0] + 1, span[1] + 1))
+        if any(
+            any(w.start + dt.timedelta(days=i) in held for i in range((w.end - w.start).days + 1))
+            for w in windows_as_of(as_of).values()
+        )
+    ]
+    assert [r.as_of for r in rows] == expected
+    assert len(expected) < span[1] - span[0]  # the gap and the tail are left out
     history = dict(reads.metric_history(session, metric, rows[0].as_of, rows[-1].as_of))
     for row in rows:
         windows = history[row.as_of]
         for w in WINDOW_NAMES:
-            expected = windows[w]
+            expected_window = windows[w]
             got = (getattr(row, f"{w}_score"), getattr(row, f"{w}_numerator"))
-            assert got == (expected.score, expected.numerator), (row.as_of, w)
+            assert got == (expected_window.score, expected_window.numerator), (row.as_of, w)
 
 
 def _snapshot(url: str) -> tuple[list[Any], list[Any]]:
