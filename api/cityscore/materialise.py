@@ -448,8 +448,7 @@ def _refresh_city_kinds(session: Session, by_kind: Sequence[IntArray]) -> None:
     connection = session.connection()
     members = sorted(session.execute(select(M.c.id).where(M.c.in_cityscore)).scalars().all())
     column = {m: i for i, m in enumerate(members)}
-    for at in range(0, len(union), CITY_BLOCK):
-        block = union[at : at + CITY_BLOCK]
+    for block in _blocks(union):
         ranges = _ordinal_ranges(block.tolist())
         table = np.full((len(block), len(WINDOW_NAMES)), np.nan)
         for ordinal, *windows in _city_rows(connection, int(block[0]), int(block[-1])):
@@ -472,6 +471,16 @@ def _refresh_city_kinds(session: Session, by_kind: Sequence[IntArray]) -> None:
             columns = [("as_of", block[keep])]
             columns += [(w, table[keep, i]) for i, w in enumerate(WINDOW_NAMES)]
             insert_columns(connection, C, columns)
+
+
+def _blocks(ordinals: IntArray) -> Iterator[IntArray]:
+    """Sorted ordinals in blocks of at most ``CITY_BLOCK`` with no gap over a month inside
+    (each block reads the runs over its whole [first, last]: the dates a baseline change
+    rewrites lie years apart)."""
+    cuts = np.flatnonzero(np.diff(ordinals) > 31) + 1
+    for part in np.split(ordinals, cuts):
+        for at in range(0, len(part), CITY_BLOCK):
+            yield part[at : at + CITY_BLOCK]
 
 
 def _fill(matrix: Any, dates: IntArray, runs: list[Any], column: Mapping[int, int]) -> None:

@@ -194,3 +194,29 @@ def test_points_come_in_day_order_whatever_order_the_store_reads_them(
         session.execute(text("SET LOCAL enable_bitmapscan = off"))
     [(_, (ordinals, *_))] = list(metric_columns(session, [metric], [(days[0], days[-1])]))
     assert ordinals.tolist() == [d.toordinal() for d in days]
+
+
+def test_the_cityscore_refresh_reads_runs_near_the_rewritten_dates_only(
+    client: TestClient, session: Session, monkeypatch: Any
+) -> None:
+    """A changed day of a baseline metric rewrites dates in each of the following years:
+    the CityScore refresh reads runs around each of them, not over the years between."""
+    headers = admin_headers(session)
+    put_department(client, headers, "ops")
+    put_metric(
+        client, headers, "fires", "ops", aggregation="mean", reference="baseline", baseline_years=4
+    )
+    days = [D(2020, 1, 1) + dt.timedelta(days=i) for i in range(5 * 365)]
+    rows = [{"metric": "fires", "date": d.isoformat(), "value": float(d.day % 9)} for d in days]
+    assert client.post(URL, json=rows, headers=headers).status_code == 200
+    spans: list[int] = []
+    read = materialise._city_runs
+
+    def spy(connection: Any, kind: int, lo: int, hi: int) -> list[Any]:
+        spans.append(hi - lo)
+        return read(connection, kind, lo, hi)
+
+    monkeypatch.setattr(materialise, "_city_runs", spy)
+    change = [{"metric": "fires", "date": "2020-06-10", "value": 100.0}]
+    assert client.post(URL, json=change, headers=headers).status_code == 200
+    assert spans and max(spans) <= 120, spans  # one quarter's months at most, not four years
