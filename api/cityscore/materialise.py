@@ -115,7 +115,7 @@ def period_keys(kind: int, ordinals: IntArray) -> IntArray:
 
 def encode_runs(kind: int, ordinals: IntArray, figures: FloatArray) -> tuple[Any, Any, Any]:
     """Runs of equal figures: (valid_from, valid_to, figures) for sorted as-of ``ordinals``
-    and their (n, 3) ``figures``. A run breaks at a gap, a new period or a change (NaN
+    and their (n, k) ``figures``. A run breaks at a gap, a new period or a change (NaN
     equals NaN)."""
     n = len(ordinals)
     if not n:
@@ -355,8 +355,10 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
             expand_to_periods(k, {d.toordinal() for d in dates} | moved)
             for k, dates in enumerate(as_of_dates_affected_by_window(days, years))
         ]
+        spans = [*old.values(), *new.values()]  # CityScore can change only where runs were
+        first, last = min((a for a, _ in spans), default=0), max((b for _, b in spans), default=0)
         for kind, ordinals in enumerate(by_kind):
-            rewritten[kind].update(ordinals)
+            rewritten[kind].update(o for o in ordinals if first <= o <= last)
             _delete_runs(session, ids, kind, _ordinal_ranges(ordinals))
         if not new:
             continue
@@ -401,13 +403,7 @@ def _span_days(span: tuple[int, int] | None) -> set[int]:
 
 
 def _ordinal_ranges(ordinals: Iterable[int]) -> list[tuple[dt.date, dt.date]]:
-    out: list[tuple[dt.date, dt.date]] = []
-    for o in sorted(set(ordinals)):
-        if out and o - out[-1][1].toordinal() == 1:
-            out[-1] = (out[-1][0], dt.date.fromordinal(o))
-        else:
-            out.append((dt.date.fromordinal(o), dt.date.fromordinal(o)))
-    return out
+    return _ranges(dt.date.fromordinal(o) for o in ordinals)
 
 
 def _live_spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tuple[int, int]]:

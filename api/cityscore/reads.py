@@ -59,10 +59,6 @@ def _covering(as_of: dt.date, kinds: Sequence[int] = (0, 1, 2, 3)) -> Any:
     )
 
 
-def _window(figures: Sequence[Any]) -> WindowScore:
-    return WindowScore(*figures)
-
-
 EMPTY = WindowScore(None, None, None)
 
 
@@ -77,7 +73,7 @@ def scores_for(
     )
     found: dict[int, list[WindowScore]] = {}
     for metric_id, kind, *figures in session.execute(stmt).all():
-        found.setdefault(metric_id, [EMPTY] * len(WINDOW_NAMES))[kind] = _window(figures)
+        found.setdefault(metric_id, [EMPTY] * len(WINDOW_NAMES))[kind] = WindowScore(*figures)
     out = {m: dict(zip(WINDOW_NAMES, w, strict=True)) for m, w in found.items()}
     missing = [m for m in metric_ids if m not in out]
     if missing:
@@ -112,7 +108,7 @@ def metric_history(
     first = start.toordinal()
     rows: list[list[WindowScore] | None] = [None] * (end.toordinal() - first + 1)
     for kind, valid_from, valid_to, *figures in session.execute(stmt).all():
-        window = _window(figures)
+        window = WindowScore(*figures)
         lo = max(valid_from.toordinal(), first) - first
         hi = min(valid_to.toordinal() - first, len(rows) - 1)
         for i in range(lo, hi + 1):

@@ -463,21 +463,6 @@ def has_current_data(calendar: Calendar, dense: Dense) -> Any:
     return dense.shaped(calendar.count(dense.prefix_points, starts, calendar.as_of - 1) > 0)
 
 
-def window_points(calendar: Calendar, prefix: IntArray) -> IntArray:
-    """Per as-of date: points (counted by ``prefix``) in its day, week and quarter windows.
-
-    The month lies inside the quarter; the day and the week can lie after the quarter's end.
-    """
-    day = calendar.count(prefix, calendar.as_of - 1, calendar.as_of - 1)
-    total = day
-    for kind in ("week", "quarter"):
-        windows = calendar.windows[kind]
-        total = total + calendar.count(
-            prefix, windows.start[windows.of_as_of], windows.end[windows.of_as_of]
-        )
-    return total
-
-
 def window_held(calendar: Calendar, dense: Dense) -> Any:
     """(rows, as-of dates, 4) booleans: whether each of the day, week, month and quarter
     windows holds a point."""
@@ -494,7 +479,7 @@ def window_held(calendar: Calendar, dense: Dense) -> Any:
 
 def has_window_data(calendar: Calendar, dense: Dense) -> Any:
     """Per as-of date: whether any of its four windows holds a point."""
-    return dense.shaped(window_points(calendar, dense.prefix_points) > 0)
+    return dense.shaped(window_held(calendar, dense).any(axis=-1))
 
 
 def day_prefix(calendar: Calendar, ordinals: Sequence[int]) -> IntArray:

@@ -210,13 +210,20 @@ def test_the_cityscore_refresh_reads_runs_near_the_rewritten_dates_only(
     rows = [{"metric": "fires", "date": d.isoformat(), "value": float(d.day % 9)} for d in days]
     assert client.post(URL, json=rows, headers=headers).status_code == 200
     spans: list[int] = []
+    starts: list[int] = []
     read = materialise._city_runs
 
     def spy(connection: Any, kind: int, lo: int, hi: int) -> list[Any]:
         spans.append(hi - lo)
+        starts.append(lo)
         return read(connection, kind, lo, hi)
 
     monkeypatch.setattr(materialise, "_city_runs", spy)
     change = [{"metric": "fires", "date": "2020-06-10", "value": 100.0}]
     assert client.post(URL, json=change, headers=headers).status_code == 200
     assert spans and max(spans) <= 120, spans  # one quarter's months at most, not four years
+    starts.clear()
+    late = [{"metric": "fires", "date": days[-30].isoformat(), "value": 100.0}]
+    assert client.post(URL, json=late, headers=headers).status_code == 200
+    end = days[-1].toordinal() + materialise.AHEAD  # the baseline years after it have no runs
+    assert starts and max(starts) <= end, [D.fromordinal(o) for o in starts]
