@@ -212,6 +212,10 @@ class MetricScoreRun(SQLModel, table=True):
     # Whether the window holds a point: the view lists an as-of date where one window does,
     # as the first build stored rows (every date of the span has runs, gaps included).
     points: bool = Field(sa_column=Column(Boolean, nullable=False))
+    # A baseline metric's baseline the figures were scored against (unscaled; a day's is its
+    # week's), null for a target metric or without one. Not published: a rescore whose
+    # changed days no baseline window sees reuses it instead of re-reading years of values.
+    reference: float | None = Field(default=None, sa_column=Column(Float))
 
 
 WINDOW_KINDS = ("day", "week", "month", "quarter")

@@ -7,10 +7,8 @@ Create Date: 2026-12-01 22:30:00
 ``metric_scores`` (one row per metric per as-of date, four windows wide) becomes
 ``metric_score_runs`` (one row per metric, window kind and run of as-of dates with the same
 figures inside one window period), and ``metric_scores`` becomes a view of the old shape over
-the runs. The runs are backfilled by rescoring every metric from its values with the code of
-this release (``rescore_metrics``), which also rewrites CityScore: the figures are the ones
-the first build stored, and the runs cover each metric's whole materialised span, which the
-incremental rescore relies on.
+the runs. The runs are backfilled by the next revision (0006), which rescores every metric
+from its values: a backfill here would run today's code against this revision's table.
 """
 
 from collections.abc import Sequence
@@ -26,9 +24,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    from sqlmodel import Session
-
-    from api.cityscore import materialise
     from db.models import score_view_sql
 
     op.create_table('metric_score_runs',
@@ -50,10 +45,6 @@ def upgrade() -> None:
     op.drop_table('metric_scores')
     bind = op.get_bind()
     op.execute(f"CREATE VIEW metric_scores AS {score_view_sql(bind.dialect.name)}")
-    ids = [r[0] for r in bind.execute(sa.text("SELECT id FROM metrics ORDER BY id"))]
-    session = Session(bind=bind)
-    materialise.rescore_metrics(session, ids)
-    session.flush()
 
 
 def downgrade() -> None:

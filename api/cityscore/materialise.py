@@ -36,7 +36,7 @@ from api.scoring.windows import (
     month_start,
 )
 from db.bulk import insert_columns
-from db.dialect import day_ordinal, fetch_all, mark, raw_param
+from db.dialect import day_ordinal, fetch_all, id_in, mark, raw_param
 from db.models import (
     RUN_LOOKBACK,
     CityScoreDaily,
@@ -55,10 +55,11 @@ C = CityScoreDaily.__table__  # type: ignore[attr-defined]
 RUN_FIGURES = ("score", "numerator", "denominator")
 SCORE_COLUMNS = tuple(f"{w}_{part}" for w in WINDOW_NAMES for part in RUN_FIGURES)
 HELD = 12  # score_stream(held=True): columns 12..15 say whether each window holds a point
+REFERENCE = 16  # and (references=True) 16..19 the baseline each window was scored against
 # After a metric's last value, scores are materialised as far as windows reach (later as-of
 # dates, which no window of theirs sees any value, are computed on read).
 AHEAD = REACH_DAYS
-FLUSH_ROWS = 200_000  # score runs per bulk insert during a full rescore
+FLUSH_ROWS = 800_000  # as-of rows (all kinds) per bulk insert of runs during a full rescore
 
 
 def load_specs(session: Session, metric_ids: Iterable[int] | None = None) -> dict[int, MetricSpec]:
@@ -68,8 +69,8 @@ def load_specs(session: Session, metric_ids: Iterable[int] | None = None) -> dic
     )
     if metric_ids is not None:
         ids = list(metric_ids)
-        stmt = stmt.where(M.c.id.in_(ids))
-        tstmt = tstmt.where(TG.c.metric_id.in_(ids))
+        stmt = stmt.where(id_in(session, M.c.id, ids))
+        tstmt = tstmt.where(id_in(session, TG.c.metric_id, ids))
     targets: dict[int, list[tuple[dt.date, float]]] = defaultdict(list)
     for metric_id, day, value in session.execute(tstmt):
         targets[metric_id].append((day, value))
@@ -113,19 +114,31 @@ def period_keys(kind: int, ordinals: IntArray) -> IntArray:
     )
 
 
-def encode_runs(kind: int, ordinals: IntArray, figures: FloatArray) -> tuple[Any, Any, Any]:
-    """Runs of equal figures: (valid_from, valid_to, figures) for sorted as-of ``ordinals``
-    and their (n, k) ``figures``. A run breaks at a gap, a new period or a change (NaN
+def run_bounds(
+    kind: int, ordinals: IntArray, figures: FloatArray, groups: IntArray | None = None
+) -> tuple[IntArray, IntArray]:
+    """Indexes of the first and last row of each run of equal figures, for as-of
+    ``ordinals`` sorted within each group (``groups``: e.g. metric ids, in blocks) and their
+    (n, k) ``figures``. A run breaks at a gap, a new period, a new group or a change (NaN
     equals NaN)."""
     n = len(ordinals)
-    if not n:
-        return ordinals, ordinals, figures
     keys = period_keys(kind, ordinals)
     a, b = figures[1:], figures[:-1]
     same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
     same &= (ordinals[1:] - ordinals[:-1] == 1) & (keys[1:] == keys[:-1])
+    if groups is not None:
+        same &= groups[1:] == groups[:-1]
     starts = np.flatnonzero(np.concatenate(([True], ~same)))
     ends = np.concatenate((starts[1:] - 1, [n - 1]))
+    return starts, ends
+
+
+def encode_runs(kind: int, ordinals: IntArray, figures: FloatArray) -> tuple[Any, Any, Any]:
+    """Runs of equal figures: (valid_from, valid_to, figures) for sorted as-of ``ordinals``
+    and their (n, k) ``figures`` (``run_bounds``)."""
+    if not len(ordinals):
+        return ordinals, ordinals, figures
+    starts, ends = run_bounds(kind, ordinals, figures)
     return ordinals[starts], ordinals[ends], figures[starts]
 
 
@@ -145,44 +158,57 @@ def expand_to_periods(kind: int, ordinals: Iterable[int]) -> set[int]:
     return out
 
 
+# Per kind, the score columns a run keeps: score, numerator, denominator, held, reference.
+RUN_COLUMNS = [np.array([k * 3, k * 3 + 1, k * 3 + 2, HELD + k, REFERENCE + k]) for k in range(4)]
+
+
 class _RunRows:
-    """Score runs collected as NumPy blocks and written in large bulk inserts."""
+    """Metrics' figures per as-of date, encoded into runs and written in large bulk inserts
+    (all metrics of a kind encoded in one NumPy pass)."""
 
     def __init__(self, session: Session, flush_rows: int | None = None) -> None:
         self.session = session
         self.flush_rows = FLUSH_ROWS if flush_rows is None else flush_rows
-        self.blocks: list[tuple[int, int, Any, Any, Any]] = []
-        self.rows = 0
+        self.parts: list[list[tuple[int, Any, Any]]] = [[] for _ in WINDOW_NAMES]
+        self.rows = 0  # as-of rows held, all kinds
 
     def add(self, metric_id: int, as_of: IntArray, scores: FloatArray, masks: Any = None) -> None:
-        """A metric's (n, 16) scores and window flags (``score_stream(held=True)``) on sorted
-        as-of ordinals, per kind where ``masks[kind]`` (all of them when None)."""
-        for kind in range(len(WINDOW_NAMES)):
-            keep = slice(None) if masks is None else masks[kind]
-            columns = [kind * 3, kind * 3 + 1, kind * 3 + 2, HELD + kind]
-            first, last, figures = encode_runs(kind, as_of[keep], scores[keep][:, columns])
-            if len(first):
-                self.blocks.append((metric_id, kind, first, last, figures))
-                self.rows += len(first)
+        """A metric's (n, 20) scores, window flags and references (``score_stream(held=True,
+        references=True)``) on sorted as-of ordinals, per kind where ``masks[kind]`` (all of
+        them when None)."""
+        for kind, parts in enumerate(self.parts):
+            if masks is None:
+                dates, figures = as_of, scores[:, RUN_COLUMNS[kind]]
+            else:
+                at = np.flatnonzero(masks[kind])
+                dates, figures = as_of[at], scores[np.ix_(at, RUN_COLUMNS[kind])]
+            if len(dates):
+                parts.append((metric_id, dates, figures))
+                self.rows += len(dates)
         if self.rows >= self.flush_rows:
             self.flush()
 
     def _columns(self) -> list[tuple[str, Any]]:
-        blocks = self.blocks
-        ids = np.concatenate([np.full(len(f), m, dtype=np.int64) for m, _, f, _, _ in blocks])
-        kinds = np.concatenate([np.full(len(f), k, dtype=np.int64) for _, k, f, _, _ in blocks])
-        figures = np.concatenate([x for *_, x in blocks])
-        columns = [("metric_id", ids), ("kind", kinds)]
-        columns += [("valid_from", np.concatenate([f for _, _, f, _, _ in blocks]))]
-        columns += [("valid_to", np.concatenate([t for _, _, _, t, _ in blocks]))]
+        blocks = []
+        for kind, parts in enumerate(self.parts):
+            if not parts:
+                continue
+            ids = np.repeat([m for m, _, _ in parts], [len(d) for _, d, _ in parts])
+            dates = np.concatenate([d for _, d, _ in parts])
+            figures = np.concatenate([f for _, _, f in parts])
+            starts, ends = run_bounds(kind, dates, figures, ids)
+            kinds = np.full(len(starts), kind, dtype=np.int64)
+            blocks.append((ids[starts], kinds, dates[starts], dates[ends], figures[starts]))
+        ids, kinds, first, last, figures = (np.concatenate(c) for c in zip(*blocks, strict=True))
+        columns = [("metric_id", ids), ("kind", kinds), ("valid_from", first), ("valid_to", last)]
         columns += [(name, figures[:, i]) for i, name in enumerate(RUN_FIGURES)]
-        columns += [("points", figures[:, 3] > 0)]
+        columns += [("points", figures[:, 3] > 0), ("reference", figures[:, 4])]
         return columns
 
     def flush(self) -> None:
-        if self.blocks:
+        if self.rows:
             insert_columns(self.session.connection(), R, self._columns())
-            self.blocks, self.rows = [], 0
+            self.parts, self.rows = [[] for _ in WINDOW_NAMES], 0
 
 
 def _delete_runs(
@@ -190,17 +216,24 @@ def _delete_runs(
     metric_ids: Sequence[int],
     kind: int | None = None,
     ranges: Sequence[tuple[dt.date, dt.date]] = (),
-) -> None:
-    """Delete these metrics' runs (of one kind) starting in the ranges (all when none)."""
+    returning: bool = False,
+) -> list[Any]:
+    """Delete these metrics' runs (of one kind) starting in the ranges (all when none);
+    ``returning``: the deleted runs' (metric id, kind, valid_from, reference)."""
+    out: list[Any] = []
     for id_chunk in _chunks(sorted(metric_ids), 1000):
-        where = R.c.metric_id.in_(id_chunk)
+        where = id_in(session, R.c.metric_id, id_chunk)
         if kind is None:
             session.execute(delete(R).where(where))
             continue
         for chunk in _chunks(ranges, 200):
-            session.execute(
-                delete(R).where(and_(where, R.c.kind == kind, _in_ranges(R.c.valid_from, chunk)))
-            )
+            stmt = delete(R).where(and_(where, R.c.kind == kind, _in_ranges(R.c.valid_from, chunk)))
+            if returning:
+                back = stmt.returning(R.c.metric_id, R.c.kind, R.c.valid_from, R.c.reference)
+                out.extend(session.execute(back).all())
+            else:
+                session.execute(stmt)
+    return out
 
 
 @timed("metrics")
@@ -239,7 +272,7 @@ def rescore_metrics(
     calendar = Calendar(date_range(dt.date.fromordinal(first), dt.date.fromordinal(last)), years)
     city = _InMemoryCity(session, ids, calendar)
     writer = _RunRows(session)
-    for metric_id, scores in score_stream(specs, calendar, points, held=True):
+    for metric_id, scores in score_stream(specs, calendar, points, held=True, references=True):
         a, b = spans[metric_id]
         inside = (calendar.as_of >= a) & (calendar.as_of <= b)
         writer.add(metric_id, calendar.as_of[inside], scores[inside])
@@ -261,7 +294,7 @@ def _stored_spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tupl
     for id_chunk in _chunks(sorted(metric_ids), 1000):
         lo = select(func.min(R.c.valid_from)).where(day_runs).scalar_subquery()
         hi = select(func.max(R.c.valid_from)).where(day_runs).scalar_subquery()
-        rows = session.execute(select(M.c.id, lo, hi).where(M.c.id.in_(id_chunk)))
+        rows = session.execute(select(M.c.id, lo, hi).where(id_in(session, M.c.id, id_chunk)))
         out.update({m: (a.toordinal(), b.toordinal()) for m, a, b in rows if a is not None})
     return out
 
@@ -272,7 +305,7 @@ def _spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tuple[int, 
     for id_chunk in _chunks(metric_ids, 1000):
         rows = session.execute(
             select(V.c.metric_id, func.min(V.c.date), func.max(V.c.date))
-            .where(and_(V.c.metric_id.in_(id_chunk), ~V.c.deleted))
+            .where(and_(id_in(session, V.c.metric_id, id_chunk), ~V.c.deleted))
             .group_by(V.c.metric_id)
         )
         out.update({m: (a.toordinal() + 1, b.toordinal() + AHEAD) for m, a, b in rows})
@@ -337,7 +370,8 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
     (first value + 1 .. last value + ``AHEAD``) moved has the moved dates rewritten too.
     CityScore is refreshed per kind on the dates whose runs were rewritten.
     """
-    specs = load_specs(session, changed.keys())
+    days_of = {m: set(days) for m, days in changed.items()}
+    specs = load_specs(session, days_of.keys())
     groups: dict[int, list[int]] = defaultdict(list)
     for metric_id in changed:
         spec = specs[metric_id]
@@ -345,7 +379,7 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
     writer = _RunRows(session, flush_rows=1 << 62)  # one bulk insert at the end
     rewritten: list[set[int]] = [set() for _ in WINDOW_NAMES]
     for years, ids in groups.items():
-        days = set().union(*(set(changed[m]) for m in ids))
+        days = set().union(*(days_of[m] for m in ids))
         old, new = _stored_spans(session, ids), _live_spans(session, ids)
         moved: set[int] = set()
         for m in ids:
@@ -357,9 +391,10 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         ]
         spans = [*old.values(), *new.values()]  # CityScore can change only where runs were
         first, last = min((a for a, _ in spans), default=0), max((b for _, b in spans), default=0)
+        deleted: list[Any] = []
         for kind, ordinals in enumerate(by_kind):
             rewritten[kind].update(o for o in ordinals if first <= o <= last)
-            _delete_runs(session, ids, kind, _ordinal_ranges(ordinals))
+            deleted += _delete_runs(session, ids, kind, _ordinal_ranges(ordinals), years > 0)
         if not new:
             continue
         lo, hi = min(a for a, _ in new.values()), max(b for _, b in new.values())
@@ -370,14 +405,70 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         masks = [np.isin(calendar.as_of, sorted(k)) for k in by_kind]
         scored: set[int] = set()
         live = [m for m in ids if m in new and new[m][0] <= dates[-1] and new[m][1] >= dates[0]]
-        columns = metric_columns(session, live, calendar.spans())
-        points = chain(_noted(columns, scored), _no_points(new, live, scored))
-        for metric_id, scores in score_stream(specs, calendar, points, held=True):
+        stored = _reusable_baselines(calendar, masks, deleted, new, days_of)
+        reads = [
+            metric_columns(session, [m for m in live if m in stored], calendar.spans(False)),
+            metric_columns(session, [m for m in live if m not in stored], calendar.spans()),
+        ]
+        points = chain(_noted(chain(*reads), scored), _no_points(new, live, scored))
+        scoring = score_stream(specs, calendar, points, held=True, references=True, stored=stored)
+        for metric_id, scores in scoring:
             a, b = new[metric_id]
             inside = (calendar.as_of >= a) & (calendar.as_of <= b)
             writer.add(metric_id, calendar.as_of, scores, [mask & inside for mask in masks])
     writer.flush()
     _refresh_city_kinds(session, [np.array(sorted(k), dtype=np.int64) for k in rewritten])
+
+
+BASELINE_OF_KIND = ("week", "week", "month", "quarter")  # the day is scored on its week's
+
+
+def _reusable_baselines(
+    calendar: Calendar,
+    masks: Sequence[Any],
+    deleted: Sequence[Any],
+    spans: Mapping[int, tuple[int, int]],
+    changed: Mapping[int, set[dt.date]],
+) -> dict[int, dict[str, FloatArray]]:
+    """Per metric whose baselines this rescore can take from its deleted runs: the baseline
+    of each of the calendar's windows (kind -> (windows,), NaN where none or not needed).
+
+    A metric qualifies when none of its changed days is inside any baseline window of the
+    calendar (all are later than the last day one reads: a department's new numbers), and a
+    deleted run gave the reference of every window that one of the dates it gets runs for
+    (``masks[kind]``, inside its span) is scored on. Otherwise its values are read again.
+    """
+    end = calendar.baseline_end()
+    if end is None or not deleted:
+        return {}
+    table: dict[int, list[Any]] = defaultdict(list)
+    for metric_id, kind, valid_from, reference in deleted:
+        table[metric_id].append(
+            (kind, valid_from.toordinal(), np.nan if reference is None else reference)
+        )
+    out = {}
+    n = len(calendar.as_of)
+    for metric_id, runs in table.items():
+        if metric_id not in spans or min(changed[metric_id]).toordinal() <= end:
+            continue
+        a, b = spans[metric_id]
+        inside = (calendar.as_of >= a) & (calendar.as_of <= b)
+        kinds, ordinals, references = (np.array(c) for c in zip(*runs, strict=True))
+        at = np.minimum(np.searchsorted(calendar.as_of, ordinals), n - 1)
+        found = (calendar.as_of[at] == ordinals) & inside[at]
+        values = {k: np.full(len(w.start), np.nan) for k, w in calendar.windows.items()}
+        given = {k: np.zeros(len(w.start), dtype=bool) for k, w in calendar.windows.items()}
+        for kind, name in enumerate(BASELINE_OF_KIND):
+            pick = found & (kinds == kind)
+            window = calendar.windows[name].of_as_of[at[pick]]
+            values[name][window] = references[pick]
+            given[name][window] = True
+        if all(
+            given[name][calendar.windows[name].of_as_of[masks[kind] & inside]].all()
+            for kind, name in enumerate(BASELINE_OF_KIND)
+        ):
+            out[metric_id] = values
+    return out
 
 
 def _noted(points: Iterable[tuple[int, Columns]], seen: set[int]) -> Iterator[tuple[int, Columns]]:
@@ -414,7 +505,7 @@ def _live_spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tuple[
     for id_chunk in _chunks(sorted(metric_ids), 1000):
         lo = select(func.min(V.c.date)).where(live).scalar_subquery()
         hi = select(func.max(V.c.date)).where(live).scalar_subquery()
-        rows = session.execute(select(M.c.id, lo, hi).where(M.c.id.in_(id_chunk)))
+        rows = session.execute(select(M.c.id, lo, hi).where(id_in(session, M.c.id, id_chunk)))
         out.update(
             {m: (a.toordinal() + 1, b.toordinal() + AHEAD) for m, a, b in rows if a is not None}
         )

@@ -116,12 +116,14 @@ class Calendar:
             windows.part = (*self.bounds(windows.start, windows.end), windows.gather)
             windows.shifted_parts = [(*self.bounds(a, b), g) for a, b, g in windows.shifted]
 
-    def spans(self) -> list[tuple[dt.date, dt.date]]:
-        """The day ranges any window (or baseline window) of these as-of dates reads, merged."""
+    def spans(self, baselines: bool = True) -> list[tuple[dt.date, dt.date]]:
+        """The day ranges any window (and, with ``baselines``, any baseline window) of these
+        as-of dates reads, merged."""
         parts = [(self.as_of - 1, self.as_of - 1)]
         for windows in self.windows.values():
             parts.append((windows.start, windows.end))
-            parts.extend((s, e) for s, e, _ in windows.shifted)
+            if baselines:
+                parts.extend((s, e) for s, e, _ in windows.shifted)
         starts = np.concatenate([p[0] for p in parts])
         ends = np.concatenate([p[1] for p in parts])
         order = np.argsort(starts, kind="stable")
@@ -132,6 +134,12 @@ class Calendar:
             else:
                 merged.append([a, b])
         return [(dt.date.fromordinal(a), dt.date.fromordinal(b)) for a, b in merged]
+
+    def baseline_end(self) -> int | None:
+        """The last day any baseline window of these as-of dates reads (None without any):
+        a value changed after it leaves every baseline of this calendar as it was."""
+        ends = [int(e.max()) for w in self.windows.values() for _, e, _ in w.shifted if len(e)]
+        return max(ends, default=None)
 
     def _gather(self, starts: IntArray, ends: IntArray) -> IntArray:
         """(max window length, windows) dense indices of every window's days (PAD after)."""
@@ -396,17 +404,24 @@ def score_columns(spec: MetricSpec, calendar: Calendar, dense: Dense) -> FloatAr
     return out
 
 
-def score_many(specs: Sequence[MetricSpec], calendar: Calendar, dense: Dense) -> FloatArray:
+def score_many(
+    specs: Sequence[MetricSpec],
+    calendar: Calendar,
+    dense: Dense,
+    baselines: Baselines | None = None,
+) -> FloatArray:
     """(metrics, as-of dates, 12) score columns of the rows of ``dense``, one spec per row;
-    the specs share a ``batch_key`` (targets may differ)."""
+    the specs share a ``batch_key`` (targets may differ). ``baselines``: the rows' baselines
+    (``baselines_of``) when the caller holds them, so the baseline windows' values need not
+    be in ``dense``."""
     spec = specs[0]
     if len({batch_key(s) for s in specs}) > 1 or len(specs) != dense.rows:
         raise ValueError("one spec per row, all with the same batch_key")
-    if spec.reference == "baseline" and spec.baseline_years > calendar.baseline_years:
-        raise ValueError("the calendar has fewer baseline years than the metric")
     out = np.empty((dense.rows, len(calendar.as_of), 12))
     aggregation = spec.aggregation
     by_baseline = spec.reference == "baseline"
+    if by_baseline and baselines is None:
+        baselines = baselines_of(specs, calendar, dense)
     targets = None if by_baseline else np.stack([_targets(s, calendar) for s in specs])
     week_reference = None
     with np.errstate(all="ignore"):
@@ -414,7 +429,8 @@ def score_many(specs: Sequence[MetricSpec], calendar: Calendar, dense: Dense) ->
             windows = calendar.windows[kind]
             current = _aggregate(calendar, dense, aggregation, [windows.part])
             if by_baseline:
-                reference = _baseline(calendar, dense, spec, windows)[:, windows.of_as_of]
+                assert baselines is not None
+                reference = baselines[kind][:, windows.of_as_of]
                 if kind == "week":
                     week_reference = reference
                 reference = _scaled(spec, reference, windows.length[windows.of_as_of])
@@ -442,13 +458,38 @@ def score_many(specs: Sequence[MetricSpec], calendar: Calendar, dense: Dense) ->
     return out
 
 
-def _baseline(calendar: Calendar, dense: Dense, spec: MetricSpec, windows: _Windows) -> FloatArray:
-    """Each window's baseline per row: the same window 1..baseline_years back, pooled."""
-    parts = windows.shifted_parts[: spec.baseline_years]
-    if not parts:
-        return np.full((dense.rows, len(windows.start)), NAN)
+Baselines = dict[str, FloatArray]  # per kind of KINDS: (rows, distinct windows), NaN = none
+
+
+def baselines_of(specs: Sequence[MetricSpec], calendar: Calendar, dense: Dense) -> Baselines:
+    """Each row's baseline of every distinct week, month and quarter window: the same window
+    1..baseline_years back, pooled (unscaled: a sum's is a daily mean). The specs share a
+    ``batch_key`` with reference ``baseline``."""
+    spec = specs[0]
+    if spec.baseline_years > calendar.baseline_years:
+        raise ValueError("the calendar has fewer baseline years than the metric")
     aggregation = "mean" if spec.aggregation == "sum" else spec.aggregation
-    return _aggregate(calendar, dense, aggregation, parts).value
+    out = {}
+    for kind in KINDS:
+        windows = calendar.windows[kind]
+        parts = windows.shifted_parts[: spec.baseline_years]
+        if not parts:
+            out[kind] = np.full((dense.rows, len(windows.start)), NAN)
+        else:
+            out[kind] = _aggregate(calendar, dense, aggregation, parts).value
+    return out
+
+
+def reference_columns(calendar: Calendar, baselines: Baselines | None, rows: int) -> FloatArray:
+    """(rows, as-of dates, 4): the baseline each as-of date's day, week, month and quarter
+    figures were scored against (the day's is its week's), NaN without one."""
+    if baselines is None:
+        return np.full((rows, len(calendar.as_of), 4), NAN)
+    week = calendar.windows["week"]
+    columns = [baselines["week"][:, week.of_as_of]]
+    for kind in KINDS:
+        columns.append(baselines[kind][:, calendar.windows[kind].of_as_of])
+    return np.stack(columns, axis=-1)
 
 
 def _scaled(spec: MetricSpec, reference: FloatArray, days: FloatArray) -> FloatArray:
@@ -501,24 +542,39 @@ def score_stream(
     batch: int = BATCH,
     *,
     held: bool = False,
+    references: bool = False,
+    stored: Mapping[int, Mapping[str, FloatArray]] | None = None,
 ) -> Iterator[tuple[int, FloatArray]]:
     """(metric id, (as-of dates, 12) scores) for a stream of (metric id, columns), scored in
     batches of metrics that share a ``batch_key``: NumPy's per-call cost is paid once per
     batch, not once per metric. Metrics come out grouped by batch, not in input order.
     ``held``: four more columns, 1.0 where the day, week, month or quarter window holds a
-    point (``window_held``)."""
-    pending: dict[tuple[str, str, str, int], list[tuple[int, Sequence[Any]]]] = {}
+    point (``window_held``). ``references``: four more, the baseline each window was scored
+    against (``reference_columns``). ``stored``: per metric id, its baselines of the
+    calendar's windows (kind -> (windows,)) as stored earlier, used instead of its values."""
+    pending: dict[tuple[Any, ...], list[tuple[int, Sequence[Any]]]] = {}
+    known = stored or {}
 
     def run(items: list[tuple[int, Sequence[Any]]]) -> Iterator[tuple[int, FloatArray]]:
         dense = Dense.of_many(calendar, [columns for _, columns in items])
-        scores = score_many([specs[m] for m, _ in items], calendar, dense)
+        batch_specs = [specs[m] for m, _ in items]
+        baselines = None
+        if batch_specs[0].reference == "baseline":
+            if items[0][0] in known:
+                baselines = {k: np.stack([known[m][k] for m, _ in items]) for k in KINDS}
+            else:
+                baselines = baselines_of(batch_specs, calendar, dense)
+        scores = score_many(batch_specs, calendar, dense, baselines)
         if held:
             scores = np.concatenate((scores, window_held(calendar, dense)), axis=-1)
+        if references:
+            extra = reference_columns(calendar, baselines, len(items))
+            scores = np.concatenate((scores, extra), axis=-1)
         for i, (metric_id, _) in enumerate(items):
             yield metric_id, scores[i]
 
     for metric_id, columns in points:
-        items = pending.setdefault(batch_key(specs[metric_id]), [])
+        items = pending.setdefault((*batch_key(specs[metric_id]), metric_id in known), [])
         items.append((metric_id, columns))
         if len(items) >= batch:
             yield from run(items)

@@ -121,3 +121,42 @@ def test_full_rescore_writes_while_reading_values(
     incremental = _tables(session, ids)
     materialise.rescore_metrics(session, ids)
     assert _tables(session, ids) == incremental
+
+
+def test_recent_days_reuse_the_stored_baselines_and_equal_a_full_rescore(
+    client: TestClient, session: Session, monkeypatch: Any
+) -> None:
+    """Edits of recent days (a department's nightly numbers): no baseline window sees them,
+    so the rescore takes each window's baseline from the runs it replaces and reads only the
+    current windows' values, not the baseline years; its rows equal a full rescore's. New
+    days after that (the span's end moving into weeks and months that have no runs yet) read
+    the values again where they must, and still equal a full rescore."""
+    headers, ids = _setup(client, session)
+    rng = random.Random(11)
+    history = [D(2022, 1, 1) + dt.timedelta(days=i) for i in range(3 * 365 + 20)]
+    _post(client, headers, [_record(s, d, rng) for s in KINDS for d in history])
+    last = history[-1]
+    read = materialise.metric_columns
+    ranges_read: list[tuple[list[int], list[tuple[D, D]]]] = []
+
+    def spy(session: Session, metric_ids: Any, ranges: Any, *args: Any) -> Any:
+        ranges_read.append((list(metric_ids), list(ranges)))
+        return read(session, metric_ids, ranges, *args)
+
+    monkeypatch.setattr(materialise, "metric_columns", spy)
+    baseline = {metric_id(session, s) for s in ("fires", "count")}
+    for back in (40, 3, 0):
+        day = last - dt.timedelta(days=back)
+        _post(client, headers, [_record(s, day, rng) for s in KINDS])
+    reads_of_baseline_metrics = [r for m, r in ranges_read if set(m) & baseline]
+    assert reads_of_baseline_metrics
+    earliest = min(a for ranges in reads_of_baseline_metrics for a, _ in ranges)
+    assert earliest > last - dt.timedelta(days=200), earliest  # not a year back
+    incremental = _tables(session, ids)
+    materialise.rescore_metrics(session, ids)
+    assert _tables(session, ids) == incremental
+    for ahead in range(1, 16):  # the span's end crosses Mondays and a month's first day
+        _post(client, headers, [_record(s, last + dt.timedelta(days=ahead), rng) for s in KINDS])
+    incremental = _tables(session, ids)
+    materialise.rescore_metrics(session, ids)
+    assert _tables(session, ids) == incremental

@@ -21,6 +21,7 @@ from api.scoring.aggregates import AGGREGATIONS, RATIO_AGGREGATIONS, Point, Seri
 from api.scoring.engine import (
     Calendar,
     Dense,
+    baselines_of,
     has_current_data,
     has_window_data,
     score_columns,
@@ -239,3 +240,23 @@ def test_a_batch_refuses_specs_that_do_not_share_a_key() -> None:
     median = MetricSpec("higher_is_better", "median", "target", (), 0)
     with pytest.raises(ValueError):
         score_many([mean, median], calendar, dense)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_stored_baselines_score_without_the_baseline_years_values(data: Any) -> None:
+    """Scoring with the baselines ``baselines_of`` gave (as a rescore takes them from the
+    runs it replaces) and only the current windows' values gives the same bits as scoring
+    from every value: the baseline windows' values are then not needed at all."""
+    first = data.draw(specs())
+    spec = MetricSpec(first.direction, first.aggregation, "baseline", (), first.baseline_years)
+    points = data.draw(series_points(spec.aggregation))
+    start = data.draw(st.dates(D(2019, 1, 1), D(2026, 6, 30)))
+    dates = date_range(start, start + dt.timedelta(days=data.draw(st.integers(1, 300))))
+    calendar = Calendar(dates, spec.baseline_years)
+    full = Dense(calendar, *_columns(points))
+    baselines = baselines_of([spec], calendar, full)
+    spans = calendar.spans(baselines=False)
+    current = [p for p in points if any(a <= p.date <= b for a, b in spans)]
+    alone = score_many([spec], calendar, Dense(calendar, *_columns(current)), baselines)
+    assert np.array_equal(alone, score_many([spec], calendar, full), equal_nan=True)
