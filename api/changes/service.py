@@ -16,12 +16,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from api.changes.cache import BUMPED_KEY, cached
 from api.http.caching import Version, not_before
-from db.dialect import insert
+from db.dialect import insert, is_postgres
 from db.models import DataState, Metric, utcnow
 from db.notify import notify
 
@@ -30,22 +30,34 @@ M = Metric.__table__  # type: ignore[attr-defined]
 EPOCH = dt.datetime(1970, 1, 1)
 
 
-BUMP_CHUNK = 2000  # scopes per statement (3 parameters each, well under SQLite's limit)
+BUMP_CHUNK = 2000  # scopes per statement on SQLite (3 parameters each, well under its limit)
+# PostgreSQL: the scopes as one array (a thousand-row VALUES list costs more to build and send
+# than to run), upserted in array order.
+PG_BUMP = text(
+    "INSERT INTO data_state (scope, version, changed_at) "
+    "SELECT s, 1, :now FROM unnest(CAST(:scopes AS text[])) WITH ORDINALITY AS t(s, n) "
+    "ORDER BY n ON CONFLICT (scope) DO UPDATE "
+    "SET version = data_state.version + 1, changed_at = EXCLUDED.changed_at"
+)
 
 
 def bump(session: Session, scopes: Iterable[str]) -> None:
-    """Advance each scope's counter (inside the caller's transaction): one multi-row upsert
-    per 2,000 scopes, rows in a fixed order so that concurrent writers cannot deadlock."""
+    """Advance each scope's counter (inside the caller's transaction): one upsert (SQLite:
+    one per 2,000 scopes), rows in a fixed order so that concurrent writers cannot deadlock."""
     now = utcnow()
     ordered = sorted(set(scopes))
-    for i in range(0, len(ordered), BUMP_CHUNK):
-        rows = [{"scope": s, "version": 1, "changed_at": now} for s in ordered[i : i + BUMP_CHUNK]]
-        stmt = insert(session, TABLE).values(rows)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["scope"],
-            set_={"version": TABLE.c.version + 1, "changed_at": now},
-        )
-        session.execute(stmt)
+    if ordered and is_postgres(session):
+        session.execute(PG_BUMP, {"scopes": ordered, "now": now})
+    elif ordered:
+        for i in range(0, len(ordered), BUMP_CHUNK):
+            chunk = ordered[i : i + BUMP_CHUNK]
+            rows = [{"scope": s, "version": 1, "changed_at": now} for s in chunk]
+            stmt = insert(session, TABLE).values(rows)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["scope"],
+                set_={"version": TABLE.c.version + 1, "changed_at": now},
+            )
+            session.execute(stmt)
     if ordered:
         notify(session)  # every worker's cached versions go when this commits
         session.info[BUMPED_KEY] = True  # ... and this worker's, right after
