@@ -242,7 +242,8 @@ def test_versions_from_memory_stay_true_across_workers(
         killed = conn.execute(
             text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'cityscore-change-listener'"
+                "WHERE application_name = 'cityscore-change-listener' "
+                "AND datname = current_database()"
             )
         ).scalar()
         conn.commit()
