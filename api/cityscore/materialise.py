@@ -59,7 +59,7 @@ REFERENCE = 16  # and (references=True) 16..19 the baseline each window was scor
 # After a metric's last value, scores are materialised as far as windows reach (later as-of
 # dates, which no window of theirs sees any value, are computed on read).
 AHEAD = REACH_DAYS
-FLUSH_ROWS = 800_000  # as-of rows (all kinds) per bulk insert of runs during a full rescore
+FLUSH_ROWS = 200_000  # as-of rows (20 figures each) per bulk insert of runs, full rescore
 
 
 def load_specs(session: Session, metric_ids: Iterable[int] | None = None) -> dict[int, MetricSpec]:
@@ -164,41 +164,51 @@ RUN_COLUMNS = [np.array([k * 3, k * 3 + 1, k * 3 + 2, HELD + k, REFERENCE + k]) 
 
 class _RunRows:
     """Metrics' figures per as-of date, encoded into runs and written in large bulk inserts
-    (all metrics of a kind encoded in one NumPy pass)."""
+    (all metrics held encoded per kind in one NumPy pass)."""
 
     def __init__(self, session: Session, flush_rows: int | None = None) -> None:
         self.session = session
         self.flush_rows = FLUSH_ROWS if flush_rows is None else flush_rows
-        self.parts: list[list[tuple[int, Any, Any]]] = [[] for _ in WINDOW_NAMES]
-        self.rows = 0  # as-of rows held, all kinds
+        self.parts: list[tuple[int, Any, Any, Any]] = []
+        self.rows = 0  # as-of rows held
 
     def add(self, metric_id: int, as_of: IntArray, scores: FloatArray, masks: Any = None) -> None:
         """A metric's (n, 20) scores, window flags and references (``score_stream(held=True,
         references=True)``) on sorted as-of ordinals, per kind where ``masks[kind]`` (all of
         them when None)."""
-        for kind, parts in enumerate(self.parts):
-            if masks is None:
-                dates, figures = as_of, scores[:, RUN_COLUMNS[kind]]
-            else:
-                at = np.flatnonzero(masks[kind])
-                dates, figures = as_of[at], scores[np.ix_(at, RUN_COLUMNS[kind])]
-            if len(dates):
-                parts.append((metric_id, dates, figures))
-                self.rows += len(dates)
+        self.parts.append((metric_id, as_of, scores, masks))
+        self.rows += len(as_of)
         if self.rows >= self.flush_rows:
             self.flush()
 
     def _columns(self) -> list[tuple[str, Any]]:
+        parts = self.parts
+        ids = np.repeat([m for m, *_ in parts], [len(d) for _, d, _, _ in parts])
+        dates = np.concatenate([d for _, d, _, _ in parts])
+        scores = np.concatenate([x for _, _, x, _ in parts])
+        everywhere = np.ones(len(WINDOW_NAMES), dtype=bool)
+        masks = np.concatenate(
+            [
+                np.broadcast_to(everywhere, (len(d), len(everywhere)))
+                if k is None
+                else np.column_stack(k)
+                for _, d, _, k in parts
+            ]
+        )
         blocks = []
-        for kind, parts in enumerate(self.parts):
-            if not parts:
+        for kind in range(len(WINDOW_NAMES)):
+            at = np.flatnonzero(masks[:, kind])
+            if not len(at):
                 continue
-            ids = np.repeat([m for m, _, _ in parts], [len(d) for _, d, _ in parts])
-            dates = np.concatenate([d for _, d, _ in parts])
-            figures = np.concatenate([f for _, _, f in parts])
-            starts, ends = run_bounds(kind, dates, figures, ids)
+            kind_ids, kind_dates = ids[at], dates[at]
+            figures = scores[at][:, RUN_COLUMNS[kind]]
+            starts, ends = run_bounds(kind, kind_dates, figures, kind_ids)
             kinds = np.full(len(starts), kind, dtype=np.int64)
-            blocks.append((ids[starts], kinds, dates[starts], dates[ends], figures[starts]))
+            blocks.append(
+                (kind_ids[starts], kinds, kind_dates[starts], kind_dates[ends], figures[starts])
+            )
+        if not blocks:
+            return []
         ids, kinds, first, last, figures = (np.concatenate(c) for c in zip(*blocks, strict=True))
         columns = [("metric_id", ids), ("kind", kinds), ("valid_from", first), ("valid_to", last)]
         columns += [(name, figures[:, i]) for i, name in enumerate(RUN_FIGURES)]
@@ -208,7 +218,7 @@ class _RunRows:
     def flush(self) -> None:
         if self.rows:
             insert_columns(self.session.connection(), R, self._columns())
-            self.parts, self.rows = [[] for _ in WINDOW_NAMES], 0
+        self.parts, self.rows = [], 0
 
 
 def _delete_runs(
