@@ -174,8 +174,8 @@ class _RunRows:
 
     def add(self, metric_id: int, as_of: IntArray, scores: FloatArray, masks: Any = None) -> None:
         """A metric's (n, 20) scores, window flags and references (``score_stream(held=True,
-        references=True)``) on sorted as-of ordinals, per kind where ``masks[kind]`` (all of
-        them when None)."""
+        references=True)``) on sorted as-of ordinals, per kind where ``masks[:, kind]`` (an
+        (n, 4) bool array; all of them when None)."""
         self.parts.append((metric_id, as_of, scores, masks))
         self.rows += len(as_of)
         if self.rows >= self.flush_rows:
@@ -188,12 +188,7 @@ class _RunRows:
         scores = np.concatenate([x for _, _, x, _ in parts])
         everywhere = np.ones(len(WINDOW_NAMES), dtype=bool)
         masks = np.concatenate(
-            [
-                np.broadcast_to(everywhere, (len(d), len(everywhere)))
-                if k is None
-                else np.column_stack(k)
-                for _, d, _, k in parts
-            ]
+            [np.broadcast_to(everywhere, (len(d), 4)) if k is None else k for _, d, _, k in parts]
         )
         blocks = []
         for kind in range(len(WINDOW_NAMES)):
@@ -411,21 +406,27 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         dates = sorted(o for o in set().union(*by_kind) if lo <= o <= hi)
         if not dates:
             continue
-        calendar = Calendar([dt.date.fromordinal(o) for o in dates], years)
+        as_of = [dt.date.fromordinal(o) for o in dates]
+        calendar = Calendar(as_of, years)
         masks = [np.isin(calendar.as_of, sorted(k)) for k in by_kind]
-        scored: set[int] = set()
+        kind_masks = np.column_stack(masks)
         live = [m for m in ids if m in new and new[m][0] <= dates[-1] and new[m][1] >= dates[0]]
         stored = _reusable_baselines(calendar, masks, deleted, new, days_of)
-        reads = [
-            metric_columns(session, [m for m in live if m in stored], calendar.spans(False)),
-            metric_columns(session, [m for m in live if m not in stored], calendar.spans()),
-        ]
-        points = chain(_noted(chain(*reads), scored), _no_points(new, live, scored))
-        scoring = score_stream(specs, calendar, points, held=True, references=True, stored=stored)
-        for metric_id, scores in scoring:
-            a, b = new[metric_id]
-            inside = (calendar.as_of >= a) & (calendar.as_of <= b)
-            writer.add(metric_id, calendar.as_of, scores, [mask & inside for mask in masks])
+        # Metrics with stored baselines need no baseline years: a calendar without them has
+        # the same distinct windows (they follow from the as-of dates alone) over a short
+        # span of days, so their dense arrays cover months, not years.
+        passes = [(calendar, [m for m in live if m not in stored])]
+        if stored:
+            passes.append((Calendar(as_of, 0), [m for m in live if m in stored]))
+        for cal, group in passes:
+            scored: set[int] = set()
+            columns = metric_columns(session, group, cal.spans())
+            points = chain(_noted(columns, scored), _no_points(new, group, scored))
+            scoring = score_stream(specs, cal, points, held=True, references=True, stored=stored)
+            for metric_id, scores in scoring:
+                a, b = new[metric_id]
+                inside = (cal.as_of >= a) & (cal.as_of <= b)
+                writer.add(metric_id, cal.as_of, scores, kind_masks & inside[:, None])
     writer.flush()
     _refresh_city_kinds(session, [np.array(sorted(k), dtype=np.int64) for k in rewritten])
 
