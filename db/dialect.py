@@ -50,12 +50,13 @@ def is_postgres(bind: Session | Connection | str) -> bool:
     return name(bind) == POSTGRESQL
 
 
-def id_in(bind: Session | Connection | str, column: Any, ids: Sequence[int]) -> Any:
-    """``column IN (ids)``; on PostgreSQL ``column = ANY(array)``, one parameter however many
-    ids (a thousand-placeholder IN costs more to compile and send than to run)."""
+def any_of(bind: Session | Connection | str, column: Any, values: Sequence[Any]) -> Any:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(array)``, one parameter however
+    many values (a thousand-placeholder IN costs more to compile and send than to run)."""
     if is_postgres(bind):
-        return column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(Integer)))
-    return column.in_(list(ids))
+        array = postgresql.ARRAY(column.type)
+        return column == any_(bindparam(None, list(values), type_=array))
+    return column.in_(list(values))
 
 
 def mark(bind: Session | Connection | str) -> str:

@@ -36,7 +36,7 @@ from api.scoring.windows import (
     month_start,
 )
 from db.bulk import insert_columns
-from db.dialect import day_ordinal, fetch_all, id_in, mark, raw_param
+from db.dialect import any_of, day_ordinal, fetch_all, mark, raw_param
 from db.models import (
     RUN_LOOKBACK,
     CityScoreDaily,
@@ -69,8 +69,8 @@ def load_specs(session: Session, metric_ids: Iterable[int] | None = None) -> dic
     )
     if metric_ids is not None:
         ids = list(metric_ids)
-        stmt = stmt.where(id_in(session, M.c.id, ids))
-        tstmt = tstmt.where(id_in(session, TG.c.metric_id, ids))
+        stmt = stmt.where(any_of(session, M.c.id, ids))
+        tstmt = tstmt.where(any_of(session, TG.c.metric_id, ids))
     targets: dict[int, list[tuple[dt.date, float]]] = defaultdict(list)
     for metric_id, day, value in session.execute(tstmt):
         targets[metric_id].append((day, value))
@@ -227,7 +227,7 @@ def _delete_runs(
     ``returning``: the deleted runs' (metric id, kind, valid_from, reference)."""
     out: list[Any] = []
     for id_chunk in _chunks(sorted(metric_ids), 1000):
-        where = id_in(session, R.c.metric_id, id_chunk)
+        where = any_of(session, R.c.metric_id, id_chunk)
         if kind is None:
             session.execute(delete(R).where(where))
             continue
@@ -299,7 +299,7 @@ def _stored_spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tupl
     for id_chunk in _chunks(sorted(metric_ids), 1000):
         lo = select(func.min(R.c.valid_from)).where(day_runs).scalar_subquery()
         hi = select(func.max(R.c.valid_from)).where(day_runs).scalar_subquery()
-        rows = session.execute(select(M.c.id, lo, hi).where(id_in(session, M.c.id, id_chunk)))
+        rows = session.execute(select(M.c.id, lo, hi).where(any_of(session, M.c.id, id_chunk)))
         out.update({m: (a.toordinal(), b.toordinal()) for m, a, b in rows if a is not None})
     return out
 
@@ -310,7 +310,7 @@ def _spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tuple[int, 
     for id_chunk in _chunks(metric_ids, 1000):
         rows = session.execute(
             select(V.c.metric_id, func.min(V.c.date), func.max(V.c.date))
-            .where(and_(id_in(session, V.c.metric_id, id_chunk), ~V.c.deleted))
+            .where(and_(any_of(session, V.c.metric_id, id_chunk), ~V.c.deleted))
             .group_by(V.c.metric_id)
         )
         out.update({m: (a.toordinal() + 1, b.toordinal() + AHEAD) for m, a, b in rows})
@@ -383,6 +383,8 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         groups[spec.baseline_years if spec.reference == "baseline" else 0].append(metric_id)
     writer = _RunRows(session, flush_rows=1 << 62)  # one bulk insert at the end
     rewritten: list[set[int]] = [set() for _ in WINDOW_NAMES]
+    members = _city_members(session)
+    fresh: list[_FreshCity] = []
     for years, ids in groups.items():
         days = set().union(*(days_of[m] for m in ids))
         old, new = _stored_spans(session, ids), _live_spans(session, ids)
@@ -396,6 +398,8 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         ]
         spans = [*old.values(), *new.values()]  # CityScore can change only where runs were
         first, last = min((a for a, _ in spans), default=0), max((b for _, b in spans), default=0)
+        city = _FreshCity(by_kind, [m for m in ids if m in members])
+        fresh.append(city)
         deleted: list[Any] = []
         for kind, ordinals in enumerate(by_kind):
             rewritten[kind].update(o for o in ordinals if first <= o <= last)
@@ -410,6 +414,7 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         calendar = Calendar(as_of, years)
         masks = [np.isin(calendar.as_of, sorted(k)) for k in by_kind]
         kind_masks = np.column_stack(masks)
+        city.start(calendar.as_of)
         live = [m for m in ids if m in new and new[m][0] <= dates[-1] and new[m][1] >= dates[0]]
         stored = _reusable_baselines(calendar, masks, deleted, new, days_of)
         # Metrics with stored baselines need no baseline years: a calendar without them has
@@ -427,8 +432,53 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
                 a, b = new[metric_id]
                 inside = (cal.as_of >= a) & (cal.as_of <= b)
                 writer.add(metric_id, cal.as_of, scores, kind_masks & inside[:, None])
+                city.add(metric_id, scores, kind_masks & inside[:, None])
     writer.flush()
-    _refresh_city_kinds(session, [np.array(sorted(k), dtype=np.int64) for k in rewritten])
+    rewritten_arrays = [np.array(sorted(k), dtype=np.int64) for k in rewritten]
+    _refresh_city_kinds(session, rewritten_arrays, members, fresh)
+
+
+WINDOW_SCORES = [k * 3 for k in range(4)]  # the score column of each window kind
+
+
+class _FreshCity:
+    """One rescore group's new scores of its in_cityscore metrics, kept for the CityScore
+    refresh: on the dates of a kind where the group rewrote every run (``kinds``), the
+    refresh takes these instead of reading back what was just written. NaN where a metric
+    has no run (outside its span, or a date the calendar did not score)."""
+
+    def __init__(self, kinds: Sequence[set[int]], members: Sequence[int]) -> None:
+        self.kinds = [np.array(sorted(k), dtype=np.int64) for k in kinds]
+        self.members = list(members)
+        self.column = {m: j for j, m in enumerate(self.members)}
+        self.start(np.empty(0, dtype=np.int64))
+
+    def start(self, as_of: IntArray) -> None:
+        self.as_of = as_of
+        self.scores = np.full((len(as_of), len(self.members), len(WINDOW_NAMES)), np.nan)
+
+    def add(self, metric_id: int, scores: FloatArray, masks: Any) -> None:
+        j = self.column.get(metric_id)
+        if j is not None:
+            self.scores[:, j, :] = np.where(masks, scores[:, WINDOW_SCORES], np.nan)
+
+    def covers(self, kind: int, dates: IntArray) -> bool:
+        """Whether this group rewrote every run of ``kind`` on these dates."""
+        return bool(np.isin(dates, self.kinds[kind]).all())
+
+    def matrix(self, kind: int, dates: IntArray) -> FloatArray:
+        """(dates, members) scores of ``kind`` on these dates."""
+        out = np.full((len(dates), len(self.members)), np.nan)
+        if len(self.as_of):
+            rows = np.minimum(np.searchsorted(self.as_of, dates), len(self.as_of) - 1)
+            here = self.as_of[rows] == dates
+            out[here] = self.scores[rows[here], :, kind]
+        return out
+
+
+def _city_members(session: Session) -> list[int]:
+    """The in_cityscore metrics' ids, sorted."""
+    return sorted(session.execute(select(M.c.id).where(M.c.in_cityscore)).scalars().all())
 
 
 BASELINE_OF_KIND = ("week", "week", "month", "quarter")  # the day is scored on its week's
@@ -516,7 +566,7 @@ def _live_spans(session: Session, metric_ids: Sequence[int]) -> dict[int, tuple[
     for id_chunk in _chunks(sorted(metric_ids), 1000):
         lo = select(func.min(V.c.date)).where(live).scalar_subquery()
         hi = select(func.max(V.c.date)).where(live).scalar_subquery()
-        rows = session.execute(select(M.c.id, lo, hi).where(id_in(session, M.c.id, id_chunk)))
+        rows = session.execute(select(M.c.id, lo, hi).where(any_of(session, M.c.id, id_chunk)))
         out.update(
             {m: (a.toordinal() + 1, b.toordinal() + AHEAD) for m, a, b in rows if a is not None}
         )
@@ -532,19 +582,26 @@ def refresh_cityscore(session: Session, as_of: Iterable[dt.date]) -> None:
 CITY_BLOCK = 400  # as-of dates per CityScore refresh step (bounded memory)
 
 
-def _refresh_city_kinds(session: Session, by_kind: Sequence[IntArray]) -> None:
+def _refresh_city_kinds(
+    session: Session,
+    by_kind: Sequence[IntArray],
+    members: Sequence[int] | None = None,
+    fresh: Sequence[_FreshCity] = (),
+) -> None:
     """Recompute CityScore's window ``k`` on the sorted ordinals ``by_kind[k]``.
 
     Each step reads the stored CityScore rows of a block of dates, the in_cityscore runs
     (non-null scores) of each kind covering the block's dates of that kind, replaces those
     windows with the fsum means (``scores.mean_score``), and rewrites the block's rows (a row
-    is kept where any window is not null).
+    is kept where any window is not null). ``members``: the in_cityscore metrics when the
+    caller has them; ``fresh``: scores a rescore just wrote, taken instead of its runs where
+    one covers a kind's dates (when they cover every member, no run is read at all).
     """
     union = np.unique(np.concatenate(by_kind)) if by_kind else np.empty(0, dtype=np.int64)
     if not len(union):
         return
     connection = session.connection()
-    members = sorted(session.execute(select(M.c.id).where(M.c.in_cityscore)).scalars().all())
+    members = _city_members(session) if members is None else list(members)
     column = {m: i for i, m in enumerate(members)}
     for block in _blocks(union):
         ranges = _ordinal_ranges(block.tolist())
@@ -558,9 +615,14 @@ def _refresh_city_kinds(session: Session, by_kind: Sequence[IntArray]) -> None:
             if not len(dates):
                 continue
             matrix = np.full((len(dates), len(members)), np.nan)
-            if members:
+            taken: set[int] = set()
+            for city in fresh:
+                if city.members and city.covers(kind, dates):
+                    matrix[:, [column[m] for m in city.members]] = city.matrix(kind, dates)
+                    taken.update(city.members)
+            if len(taken) < len(members):
                 runs = _city_runs(connection, kind, int(dates[0]), int(dates[-1]))
-                _fill(matrix, dates, runs, column)
+                _fill(matrix, dates, [r for r in runs if r[0] not in taken], column)
             table[np.searchsorted(block, dates), kind] = _fsum_means(matrix)
         for chunk in _chunks(ranges, 200):
             session.execute(delete(C).where(_in_ranges(C.c.as_of, chunk)))

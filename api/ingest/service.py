@@ -43,6 +43,7 @@ from api.ingest import write
 from api.ingest.parse import parse
 from api.ingest.validate import ErrorList, MetricRef, validate
 from api.schemas import SLUG_RE
+from db.dialect import any_of
 from db.models import ApiKey, Department, IngestBatch, Metric, MetricValue, ValueRevision
 from db.session import begin_write, write_instant
 
@@ -63,7 +64,7 @@ def load_metrics(session: Session, slugs: Iterable[str]) -> dict[str, MetricRef]
     for i in range(0, len(wanted), IN_CHUNK):
         rows = session.execute(
             select(M.c.id, M.c.slug, M.c.department_id, M.c.aggregation).where(
-                M.c.slug.in_(wanted[i : i + IN_CHUNK])
+                any_of(session, M.c.slug, wanted[i : i + IN_CHUNK])
             )
         )
         for r in rows:

@@ -160,3 +160,33 @@ def test_recent_days_reuse_the_stored_baselines_and_equal_a_full_rescore(
     incremental = _tables(session, ids)
     materialise.rescore_metrics(session, ids)
     assert _tables(session, ids) == incremental
+
+
+def test_cityscore_is_refreshed_from_the_new_scores_without_reading_them_back(
+    client: TestClient, session: Session, monkeypatch: Any
+) -> None:
+    """A day for every in_cityscore metric: the refresh takes the scores the rescore just
+    computed and reads no run back; a day for some of them reads the others' runs. Either
+    way CityScore equals a full recompute's."""
+    headers, ids = _setup(client, session)
+    rng = random.Random(5)
+    history = [D(2024, 1, 1) + dt.timedelta(days=i) for i in range(400)]
+    _post(client, headers, [_record(s, d, rng) for s in KINDS for d in history])
+    read = materialise._city_runs
+    calls: list[int] = []
+
+    def spy(connection: Any, kind: int, lo: int, hi: int) -> list[Any]:
+        calls.append(kind)
+        return read(connection, kind, lo, hi)
+
+    monkeypatch.setattr(materialise, "_city_runs", spy)
+    _post(client, headers, [_record(s, history[-1], rng) for s in KINDS])
+    assert calls == []
+    incremental = _tables(session, ids)
+    materialise.rescore_metrics(session, ids)
+    assert _tables(session, ids) == incremental
+    _post(client, headers, [_record(s, history[-2], rng) for s in ("ratio", "fires")])
+    assert calls
+    incremental = _tables(session, ids)
+    materialise.rescore_metrics(session, ids)
+    assert _tables(session, ids) == incremental
