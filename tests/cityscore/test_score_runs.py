@@ -200,14 +200,20 @@ def test_the_cityscore_refresh_reads_runs_near_the_rewritten_dates_only(
     client: TestClient, session: Session, monkeypatch: Any
 ) -> None:
     """A changed day of a baseline metric rewrites dates in each of the following years:
-    the CityScore refresh reads runs around each of them, not over the years between."""
+    the CityScore refresh reads runs (of the other metric, which this rescore did not
+    compute) around each of them, not over the years between."""
     headers = admin_headers(session)
     put_department(client, headers, "ops")
     put_metric(
         client, headers, "fires", "ops", aggregation="mean", reference="baseline", baseline_years=4
     )
+    put_metric(client, headers, "other", "ops", aggregation="mean")
     days = [D(2020, 1, 1) + dt.timedelta(days=i) for i in range(5 * 365)]
-    rows = [{"metric": "fires", "date": d.isoformat(), "value": float(d.day % 9)} for d in days]
+    rows = [
+        {"metric": slug, "date": d.isoformat(), "value": float(d.day % 9)}
+        for d in days
+        for slug in ("fires", "other")
+    ]
     assert client.post(URL, json=rows, headers=headers).status_code == 200
     spans: list[int] = []
     starts: list[int] = []
