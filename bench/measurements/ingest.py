@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,31 +206,45 @@ def copy_anchor(
     return (n / copy_s if copy_s else None), (n / upsert_s if upsert_s else None)
 
 
+RECOMPUTE_POSTS = 3  # one-day batches; the line is their median, every time is noted
+
+
 def recompute(api: Server, url: str, cat: Catalogue, report: Report) -> None:
+    """6b: the last day's value for every metric, posted ``RECOMPUTE_POSTS`` times (new
+    random values each time, so every post changes every metric): one post's time is as
+    much the host's as the code's on this 2-core machine, so the line is the median and the
+    note lists them all."""
     key = create_key(url, "--admin")
-    rows = ingest_rows(cat, cat.metrics, [cat.last], random.Random(time.time_ns()))
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    body = orjson.dumps(rows)
-    began = time.perf_counter()
-    response = httpx.post(
-        api.base + "/v1/ingest/values", content=body, headers=headers, timeout=600
-    )
-    elapsed = time.perf_counter() - began
-    label = f"6b. Ingest one day for all {len(rows):,} metrics + score recompute, PG (s)"
-    if response.status_code in (404, 405):
-        report.note(
-            f"recompute: POST /v1/ingest/values answered {response.status_code}: not available"
+    rng = random.Random(time.time_ns())
+    label = f"6b. Ingest one day for all {len(cat.metrics):,} metrics + score recompute, PG (s)"
+    times: list[float] = []
+    receipt = ""
+    for _ in range(RECOMPUTE_POSTS):
+        body = orjson.dumps(ingest_rows(cat, cat.metrics, [cat.last], rng))
+        began = time.perf_counter()
+        response = httpx.post(
+            api.base + "/v1/ingest/values", content=body, headers=headers, timeout=600
         )
-        report.add(
-            label, f"not available (HTTP {response.status_code})", "-", "-", "none set", "n/a"
-        )
-        return
-    if response.status_code != 200:
-        report.note(f"recompute: HTTP {response.status_code}: {response.text[:300]}")
-        report.add(label, f"failed (HTTP {response.status_code})", "-", "-", "none set", "n/a")
-        return
+        elapsed = time.perf_counter() - began
+        if response.status_code in (404, 405):
+            report.note(
+                f"recompute: POST /v1/ingest/values answered {response.status_code}: not available"
+            )
+            report.add(
+                label, f"not available (HTTP {response.status_code})", "-", "-", "none set", "n/a"
+            )
+            return
+        if response.status_code != 200:
+            report.note(f"recompute: HTTP {response.status_code}: {response.text[:300]}")
+            report.add(label, f"failed (HTTP {response.status_code})", "-", "-", "none set", "n/a")
+            return
+        times.append(elapsed)
+        receipt = response.text[:200]
+    median = statistics.median(times)
     report.note(
-        f"recompute: {len(rows)} rows for {cat.last} in {elapsed:.2f} s; "
-        f"receipt {response.text[:200]}"
+        f"recompute: {len(cat.metrics)} rows for {cat.last}, {len(times)} posts in "
+        f"{', '.join(f'{t:.2f}' for t in times)} s (median {median:.2f} s); last receipt {receipt}"
     )
-    report.add(label, f"{elapsed:.2f} s", "-", "-", "<= 0.5 s", verdict(elapsed <= 0.5))
+    shown = f"{median:.2f} s (median of {len(times)}; max {max(times):.2f} s)"
+    report.add(label, shown, "-", "-", "<= 0.5 s", verdict(median <= 0.5))
