@@ -410,32 +410,53 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         dates = sorted(o for o in set().union(*by_kind) if lo <= o <= hi)
         if not dates:
             continue
-        as_of = [dt.date.fromordinal(o) for o in dates]
-        calendar = Calendar(as_of, years)
-        masks = [np.isin(calendar.as_of, sorted(k)) for k in by_kind]
-        kind_masks = np.column_stack(masks)
-        city.start(calendar.as_of)
-        live = [m for m in ids if m in new and new[m][0] <= dates[-1] and new[m][1] >= dates[0]]
-        stored = _reusable_baselines(calendar, masks, deleted, new, days_of)
-        # Metrics with stored baselines need no baseline years: a calendar without them has
-        # the same distinct windows (they follow from the as-of dates alone) over a short
-        # span of days, so their dense arrays cover months, not years.
-        passes = [(calendar, [m for m in live if m not in stored])]
-        if stored:
-            passes.append((Calendar(as_of, 0), [m for m in live if m in stored]))
-        for cal, group in passes:
-            scored: set[int] = set()
-            columns = metric_columns(session, group, cal.spans())
-            points = chain(_noted(columns, scored), _no_points(new, group, scored))
-            scoring = score_stream(specs, cal, points, held=True, references=True, stored=stored)
-            for metric_id, scores in scoring:
-                a, b = new[metric_id]
-                inside = (cal.as_of >= a) & (cal.as_of <= b)
-                writer.add(metric_id, cal.as_of, scores, kind_masks & inside[:, None])
-                city.add(metric_id, scores, kind_masks & inside[:, None])
+        out = (writer, city)
+        _score_group(session, specs, ids, years, dates, by_kind, new, deleted, days_of, out)
     writer.flush()
     rewritten_arrays = [np.array(sorted(k), dtype=np.int64) for k in rewritten]
     _refresh_city_kinds(session, rewritten_arrays, members, fresh)
+
+
+def _score_group(
+    session: Session,
+    specs: Mapping[int, MetricSpec],
+    ids: Sequence[int],
+    years: int,
+    dates: Sequence[int],
+    by_kind: Sequence[set[int]],
+    spans: Mapping[int, tuple[int, int]],
+    deleted: Sequence[Any],
+    days_of: Mapping[int, set[dt.date]],
+    out: tuple[_RunRows, _FreshCity],
+) -> None:
+    """Score one rescore group's metrics on the sorted as-of ``dates``; the runs of each
+    kind's dates (``by_kind``, inside each metric's ``spans``) go to the writer and the
+    in_cityscore scores to the fresh CityScore of ``out``. Metrics whose baselines the
+    ``deleted`` runs give are scored without reading the baseline years."""
+    writer, city = out
+    as_of = [dt.date.fromordinal(o) for o in dates]
+    calendar = Calendar(as_of, years)
+    masks = [np.isin(calendar.as_of, sorted(k)) for k in by_kind]
+    kind_masks = np.column_stack(masks)
+    city.start(calendar.as_of)
+    live = [m for m in ids if m in spans and spans[m][0] <= dates[-1] and spans[m][1] >= dates[0]]
+    stored = _reusable_baselines(calendar, masks, deleted, spans, days_of)
+    # Metrics with stored baselines need no baseline years: a calendar without them has
+    # the same distinct windows (they follow from the as-of dates alone) over a short
+    # span of days, so their dense arrays cover months, not years.
+    passes = [(calendar, [m for m in live if m not in stored])]
+    if stored:
+        passes.append((Calendar(as_of, 0), [m for m in live if m in stored]))
+    for cal, group in passes:
+        scored: set[int] = set()
+        columns = metric_columns(session, group, cal.spans())
+        points = chain(_noted(columns, scored), _no_points(spans, group, scored))
+        scoring = score_stream(specs, cal, points, held=True, references=True, stored=stored)
+        for metric_id, scores in scoring:
+            a, b = spans[metric_id]
+            inside = (cal.as_of >= a) & (cal.as_of <= b)
+            writer.add(metric_id, cal.as_of, scores, kind_masks & inside[:, None])
+            city.add(metric_id, scores, kind_masks & inside[:, None])
 
 
 WINDOW_SCORES = [k * 3 for k in range(4)]  # the score column of each window kind
