@@ -53,6 +53,14 @@ def _tables(session: Session, ids: list[int]) -> tuple[list[Any], list[Any]]:
     return [tuple(r) for r in scores], [tuple(r) for r in city]
 
 
+def _assert_as_a_full_rescore(session: Session, ids: list[int]) -> None:
+    """The stored runs and CityScore are what ``rescore_metrics`` writes from scratch."""
+    incremental = _tables(session, ids)
+    assert incremental[0] and incremental[1]
+    materialise.rescore_metrics(session, ids)
+    assert _tables(session, ids) == incremental
+
+
 def _post(client: TestClient, headers: dict[str, str], rows: list[dict[str, Any]]) -> None:
     r = client.post(URL, json=rows, headers=headers)
     assert r.status_code == 200, r.text
@@ -80,10 +88,7 @@ def test_batches_then_full_rescore_give_the_same_rows(client: TestClient, sessio
                 else:
                     rows.append(_record(slug, day, rng))
         _post(client, headers, rows)
-    incremental = _tables(session, ids)
-    assert incremental[0] and incremental[1]
-    materialise.rescore_metrics(session, ids)
-    assert _tables(session, ids) == incremental
+    _assert_as_a_full_rescore(session, ids)
 
 
 def test_deleting_a_windows_only_value_removes_its_scores(
@@ -103,9 +108,7 @@ def test_deleting_a_windows_only_value_removes_its_scores(
     )
     after = reads.scores_for(session, ids, as_of)
     assert all(after[m]["day"].score is None for m in ids)
-    incremental = _tables(session, ids)
-    materialise.rescore_metrics(session, ids)
-    assert _tables(session, ids) == incremental
+    _assert_as_a_full_rescore(session, ids)
 
 
 def test_full_rescore_writes_while_reading_values(
@@ -118,9 +121,7 @@ def test_full_rescore_writes_while_reading_values(
     rng = random.Random(5)
     span = [D(2025, 1, 1) + dt.timedelta(days=i) for i in range(120)]
     _post(client, headers, [_record(s, d, rng) for s in KINDS for d in span])
-    incremental = _tables(session, ids)
-    materialise.rescore_metrics(session, ids)
-    assert _tables(session, ids) == incremental
+    _assert_as_a_full_rescore(session, ids)
 
 
 def test_recent_days_reuse_the_stored_baselines_and_equal_a_full_rescore(
@@ -152,14 +153,10 @@ def test_recent_days_reuse_the_stored_baselines_and_equal_a_full_rescore(
     assert reads_of_baseline_metrics
     earliest = min(a for ranges in reads_of_baseline_metrics for a, _ in ranges)
     assert earliest > last - dt.timedelta(days=200), earliest  # not a year back
-    incremental = _tables(session, ids)
-    materialise.rescore_metrics(session, ids)
-    assert _tables(session, ids) == incremental
+    _assert_as_a_full_rescore(session, ids)
     for ahead in range(1, 16):  # the span's end crosses Mondays and a month's first day
         _post(client, headers, [_record(s, last + dt.timedelta(days=ahead), rng) for s in KINDS])
-    incremental = _tables(session, ids)
-    materialise.rescore_metrics(session, ids)
-    assert _tables(session, ids) == incremental
+    _assert_as_a_full_rescore(session, ids)
 
 
 def test_cityscore_is_refreshed_from_the_new_scores_without_reading_them_back(
@@ -182,11 +179,7 @@ def test_cityscore_is_refreshed_from_the_new_scores_without_reading_them_back(
     monkeypatch.setattr(materialise, "_city_runs", spy)
     _post(client, headers, [_record(s, history[-1], rng) for s in KINDS])
     assert calls == []
-    incremental = _tables(session, ids)
-    materialise.rescore_metrics(session, ids)
-    assert _tables(session, ids) == incremental
+    _assert_as_a_full_rescore(session, ids)
     _post(client, headers, [_record(s, history[-2], rng) for s in ("ratio", "fires")])
     assert calls
-    incremental = _tables(session, ids)
-    materialise.rescore_metrics(session, ids)
-    assert _tables(session, ids) == incremental
+    _assert_as_a_full_rescore(session, ids)
