@@ -163,57 +163,75 @@ RUN_COLUMNS = [np.array([k * 3, k * 3 + 1, k * 3 + 2, HELD + k, REFERENCE + k]) 
 
 
 class _RunRows:
-    """Metrics' figures per as-of date, encoded into runs and written in large bulk inserts
-    (all metrics held encoded per kind in one NumPy pass)."""
+    """Metrics' figures per as-of date, encoded into runs and written in large bulk inserts.
+
+    A metric's whole span (a full rescore) is encoded at once, while its block is in cache;
+    masked parts (a partial rescore: a few dates each of a thousand metrics) are held and
+    encoded per kind for all metrics in one NumPy pass at the flush."""
 
     def __init__(self, session: Session, flush_rows: int | None = None) -> None:
         self.session = session
         self.flush_rows = FLUSH_ROWS if flush_rows is None else flush_rows
-        self.parts: list[tuple[int, Any, Any, Any]] = []
+        self.blocks: list[tuple[Any, ...]] = []  # encoded: ids, kinds, first, last, figures
+        self.parts: list[tuple[int, Any, Any, Any]] = []  # to encode: id, dates, scores, masks
         self.rows = 0  # as-of rows held
 
     def add(self, metric_id: int, as_of: IntArray, scores: FloatArray, masks: Any = None) -> None:
         """A metric's (n, 20) scores, window flags and references (``score_stream(held=True,
         references=True)``) on sorted as-of ordinals, per kind where ``masks[:, kind]`` (an
         (n, 4) bool array; all of them when None)."""
-        self.parts.append((metric_id, as_of, scores, masks))
+        if not len(as_of):
+            return
+        if masks is None:
+            for kind, picked in enumerate(RUN_COLUMNS):
+                figures = scores[:, picked]
+                starts, ends = run_bounds(kind, as_of, figures)
+                ids, kinds = np.full(len(starts), metric_id), np.full(len(starts), kind)
+                self.blocks.append((ids, kinds, as_of[starts], as_of[ends], figures[starts]))
+        else:
+            self.parts.append((metric_id, as_of, scores, masks))
         self.rows += len(as_of)
         if self.rows >= self.flush_rows:
             self.flush()
 
-    def _columns(self) -> list[tuple[str, Any]]:
+    def _encode_parts(self) -> None:
         parts = self.parts
+        if not parts:
+            return
         ids = np.repeat([m for m, *_ in parts], [len(d) for _, d, _, _ in parts])
         dates = np.concatenate([d for _, d, _, _ in parts])
-        scores = np.concatenate([x for _, _, x, _ in parts])
-        everywhere = np.ones(len(WINDOW_NAMES), dtype=bool)
-        masks = np.concatenate(
-            [np.broadcast_to(everywhere, (len(d), 4)) if k is None else k for _, d, _, k in parts]
-        )
-        blocks = []
-        for kind in range(len(WINDOW_NAMES)):
+        masks = np.concatenate([k for *_, k in parts])
+        for kind, picked in enumerate(RUN_COLUMNS):
             at = np.flatnonzero(masks[:, kind])
             if not len(at):
                 continue
+            figures = np.concatenate([x[:, picked] for _, _, x, _ in parts])[at]
             kind_ids, kind_dates = ids[at], dates[at]
-            figures = scores[at][:, RUN_COLUMNS[kind]]
             starts, ends = run_bounds(kind, kind_dates, figures, kind_ids)
             kinds = np.full(len(starts), kind, dtype=np.int64)
-            blocks.append(
+            self.blocks.append(
                 (kind_ids[starts], kinds, kind_dates[starts], kind_dates[ends], figures[starts])
             )
-        if not blocks:
+        self.parts = []
+
+    def _columns(self) -> list[tuple[str, Any]]:
+        self._encode_parts()
+        if not self.blocks:
             return []
-        ids, kinds, first, last, figures = (np.concatenate(c) for c in zip(*blocks, strict=True))
+        ids, kinds, first, last, figures = (
+            np.concatenate(c) for c in zip(*self.blocks, strict=True)
+        )
         columns = [("metric_id", ids), ("kind", kinds), ("valid_from", first), ("valid_to", last)]
         columns += [(name, figures[:, i]) for i, name in enumerate(RUN_FIGURES)]
-        columns += [("points", figures[:, 3] > 0), ("reference", figures[:, 4])]
+        columns += [("points", figures[:, 3] > 0)]
+        if not np.isnan(figures[:, 4]).all():  # target metrics have none: the column's NULL
+            columns += [("reference", figures[:, 4])]  # default, one parameter less a row
         return columns
 
     def flush(self) -> None:
         if self.rows:
             insert_columns(self.session.connection(), R, self._columns())
-        self.parts, self.rows = [], 0
+        self.blocks, self.parts, self.rows = [], [], 0
 
 
 def _delete_runs(

@@ -565,11 +565,11 @@ def score_stream(
             else:
                 baselines = baselines_of(batch_specs, calendar, dense)
         scores = score_many(batch_specs, calendar, dense, baselines)
-        if held:
-            scores = np.concatenate((scores, window_held(calendar, dense)), axis=-1)
+        extra = [window_held(calendar, dense)] if held else []
         if references:
-            extra = reference_columns(calendar, baselines, len(items))
-            scores = np.concatenate((scores, extra), axis=-1)
+            extra.append(reference_columns(calendar, baselines, len(items)))
+        if extra:  # one copy, however many extra columns
+            scores = np.concatenate((scores, *extra), axis=-1)
         for i, (metric_id, _) in enumerate(items):
             yield metric_id, scores[i]
 
