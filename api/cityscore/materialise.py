@@ -402,6 +402,7 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
     writer = _RunRows(session, flush_rows=1 << 62)  # one bulk insert at the end
     rewritten: list[set[int]] = [set() for _ in WINDOW_NAMES]
     members = _city_members(session)
+    in_city = set(members)
     fresh: list[_FreshCity] = []
     for years, ids in groups.items():
         days = set().union(*(days_of[m] for m in ids))
@@ -416,7 +417,7 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         ]
         spans = [*old.values(), *new.values()]  # CityScore can change only where runs were
         first, last = min((a for a, _ in spans), default=0), max((b for _, b in spans), default=0)
-        city = _FreshCity(by_kind, [m for m in ids if m in members])
+        city = _FreshCity(by_kind, [m for m in ids if m in in_city])
         fresh.append(city)
         deleted: list[Any] = []
         for kind, ordinals in enumerate(by_kind):
