@@ -8,6 +8,7 @@ Placeholders, the driver's own cursors, parameters in the driver's form, streame
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +31,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 POSTGRESQL = "postgresql"
+
+# SQLite rows are fetched under one lock per process, SQLITE_SLICE rows at a time: sqlite3
+# releases the GIL around every row it steps, and threads fetching at once hand the GIL to
+# each other on every row (16 threads reading 1000-row pages: 8-11 ms of CPU a page, 3 ms
+# for one thread). In turn, a slice each, a fetch takes the GIL back uncontended. Only
+# fetches take it: a statement's first step (where a write waits for SQLite's lock) does not.
+SQLITE_SLICE = 1000
+_SQLITE_FETCH = threading.Lock()
 
 
 def connection_of(bind: Session | Connection) -> Connection:
@@ -94,8 +103,25 @@ def stream(
     """The rows of a driver-SQL query, ``size`` at a time, on the driver's own cursor."""
     with raw_cursor(bind, binary=True) as cur:
         cur.execute(sql, params)
-        while rows := cur.fetchmany(size):
+        fetch = cur.fetchmany if is_postgres(bind) else _sqlite_fetch(cur)
+        while rows := fetch(size):
             yield rows
+
+
+def _sqlite_fetch(cur: Any) -> Any:
+    """``fetchmany`` for a sqlite3 cursor, in turn with the process's other threads."""
+
+    def fetch(size: int) -> list[Any]:
+        rows: list[Any] = []
+        while len(rows) < size:
+            with _SQLITE_FETCH:
+                got = cur.fetchmany(min(SQLITE_SLICE, size - len(rows)))
+            if not got:
+                break
+            rows += got
+        return rows
+
+    return fetch
 
 
 def day_ordinal(bind: Session | Connection | str, column: str) -> str:
@@ -110,7 +136,12 @@ def fetch_all(bind: Session | Connection, sql: str, params: Sequence[Any]) -> li
     """Every row of a driver-SQL query at once, on the driver's own cursor."""
     with raw_cursor(bind, binary=True) as cur:
         cur.execute(sql, params)
-        return list(cur.fetchall())
+        if is_postgres(bind):
+            return list(cur.fetchall())
+        fetch, rows = _sqlite_fetch(cur), []
+        while chunk := fetch(SQLITE_SLICE):
+            rows += chunk
+        return rows
 
 
 def copy_csv_out(
