@@ -201,11 +201,12 @@ class _RunRows:
         ids = np.repeat([m for m, *_ in parts], [len(d) for _, d, _, _ in parts])
         dates = np.concatenate([d for _, d, _, _ in parts])
         masks = np.concatenate([k for *_, k in parts])
+        scores = np.concatenate([x for _, _, x, _ in parts])
         for kind, picked in enumerate(RUN_COLUMNS):
             at = np.flatnonzero(masks[:, kind])
             if not len(at):
                 continue
-            figures = np.concatenate([x[:, picked] for _, _, x, _ in parts])[at]
+            figures = scores[np.ix_(at, picked)]
             kind_ids, kind_dates = ids[at], dates[at]
             starts, ends = run_bounds(kind, kind_dates, figures, kind_ids)
             kinds = np.full(len(starts), kind, dtype=np.int64)
