@@ -9,6 +9,7 @@ from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
+from api.http.memory_first import memory_first
 from api.http.params import PAGED, parse_search
 from api.schemas import ANALYSIS_SLUG, SLUG_PATTERN
 
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/v1/analyses", tags=["analyses"], responses=READ_ERRO
     responses=CSV_CONTENT,
     dependencies=PAGED,
 )
+@memory_first
 def list_analyses(
     request: Request,
     session: SessionDep,
@@ -61,6 +63,7 @@ def get_analyses_feed(request: Request, session: SessionDep, settings: SettingsD
 
 
 @router.get("/{slug}", response_model=AnalysisOut, operation_id="getAnalysis")
+@memory_first
 def get_analysis(
     request: Request, session: SessionDep, slug: str = Path(description=ANALYSIS_SLUG)
 ) -> Response:

@@ -11,6 +11,7 @@ from api.cityscore.schemas import CSV_COLUMNS, CityScore, History
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS
+from api.http.memory_first import memory_first
 from api.http.params import CSV_FORM, PAGED, check_range, date_query, parse_date
 from api.metrics import service as metrics_service
 from api.schemas import METRIC_SLUG
@@ -42,6 +43,7 @@ def _default_range(
     responses=CSV_CONTENT,
     dependencies=CSV_FORM,
 )
+@memory_first
 def get_cityscore(
     request: Request,
     session: SessionDep,
@@ -78,6 +80,7 @@ def get_cityscore(
     responses=CSV_CONTENT,
     dependencies=PAGED,
 )
+@memory_first
 def get_cityscore_history(
     request: Request,
     session: SessionDep,
@@ -109,6 +112,7 @@ def get_cityscore_history(
     responses=CSV_CONTENT,
     dependencies=PAGED,
 )
+@memory_first
 def get_metric_scores(
     request: Request,
     session: SessionDep,

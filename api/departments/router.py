@@ -9,6 +9,7 @@ from api.departments.schemas import DepartmentIn, DepartmentList, DepartmentOut
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
+from api.http.memory_first import memory_first
 from api.http.params import PAGED
 from api.schemas import DEPARTMENT_SLUG, SLUG_PATTERN
 
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/v1/departments", tags=["departments"], responses=REA
     responses=CSV_CONTENT,
     dependencies=PAGED,
 )
+@memory_first
 def list_departments(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """All departments, by slug. CSV with `.csv` or `Accept: text/csv`."""
     version = changes.version(session, *service.SCOPES)
@@ -31,6 +33,7 @@ def list_departments(request: Request, session: SessionDep, settings: SettingsDe
 
 
 @router.get("/{slug}", response_model=DepartmentOut, operation_id="getDepartment")
+@memory_first
 def get_department(
     request: Request,
     session: SessionDep,

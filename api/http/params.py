@@ -147,12 +147,15 @@ BomParam = Annotated[
 ]
 
 
-def _paged(limit: LimitParam = None, cursor: CursorParam = None, bom: BomParam = None) -> None:
-    """Declares the parameters every collection reads through ``respond.collection``."""
+async def _paged(
+    limit: LimitParam = None, cursor: CursorParam = None, bom: BomParam = None
+) -> None:
+    """Declares the parameters every collection reads through ``respond.collection``.
+    ``async``, as declarations that do nothing: a sync one costs a threadpool hop."""
 
 
-def _bom_only(bom: BomParam = None) -> None:
-    """Declares ``bom`` for documents that also have a CSV form."""
+async def _bom_only(bom: BomParam = None) -> None:
+    """Declares ``bom`` for documents that also have a CSV form (``async``: no hop)."""
 
 
 # ``dependencies=`` of a route: PAGED on collections (JSON pages and CSV), CSV_FORM on

@@ -19,6 +19,7 @@ from api.errors import BadRequest, NotFound
 from api.http.caching import Version, cache_headers, make_etag, not_modified, not_modified_response
 from api.http.csv import csv_lines, lf_to_crlf, with_bom
 from api.http.formats import CSV_MEDIA_TYPE, wants_csv
+from api.http.memory_first import require_store
 from api.http.paging import decode_cursor, encode_cursor, parse_limit, query_fingerprint
 from api.http.params import parse_bool
 from api.http.streaming import release_with_slot, spooled
@@ -110,6 +111,7 @@ def detach_session(request: Request) -> Callable[[], None]:
 
 def csv_stream(request: Request, chunks: Iterator[bytes], headers: dict[str, str]) -> Response:
     """A CSV download spooled off the store (see ``api.http.streaming``)."""
+    require_store()  # it takes the session over and an export slot: never twice
     release = release_with_slot(request.scope, detach_session(request))
     body = spooled(with_bom(chunks, _bom(request)), release)
     return StreamingResponse(body, media_type=CSV_MEDIA_TYPE, headers=headers)

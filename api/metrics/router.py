@@ -9,6 +9,7 @@ from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
+from api.http.memory_first import memory_first
 from api.http.params import PAGED, bool_query, parse_bool, parse_date, parse_search
 from api.metrics import revisions, service
 from api.metrics.schemas import MetricIn, MetricList, MetricOut, MetricRevisionList
@@ -26,6 +27,7 @@ router = APIRouter(prefix="/v1/metrics", tags=["metrics"], responses=READ_ERRORS
     responses=CSV_CONTENT,
     dependencies=PAGED,
 )
+@memory_first
 def list_metrics(
     request: Request,
     session: SessionDep,
@@ -72,6 +74,7 @@ def get_metric_revisions(
 
 
 @router.get("/{slug}", response_model=MetricOut, operation_id="getMetric")
+@memory_first
 def get_metric(
     request: Request,
     session: SessionDep,
@@ -102,6 +105,7 @@ SVG_MEDIA_TYPE = "image/svg+xml"
         }
     },
 )
+@memory_first
 def get_metric_sparkline(
     request: Request,
     session: SessionDep,

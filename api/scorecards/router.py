@@ -11,6 +11,7 @@ from api.departments import service as departments_service
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS
+from api.http.memory_first import memory_first
 from api.http.params import CSV_FORM, PAGED, date_query, parse_date
 from api.schemas import DEPARTMENT_SLUG
 from api.scorecards import service
@@ -34,6 +35,7 @@ AsOf = Annotated[
     responses=CSV_CONTENT,
     dependencies=PAGED,
 )
+@memory_first
 def list_scorecards(
     request: Request,
     session: SessionDep,
@@ -62,6 +64,7 @@ def list_scorecards(
     responses=CSV_CONTENT,
     dependencies=CSV_FORM,
 )
+@memory_first
 def get_scorecard(
     request: Request,
     session: SessionDep,

@@ -7,6 +7,7 @@ from api.cityscore.known import KNOWN_AT, parse_known_at
 from api.deps import SessionDep, SettingsDep
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS
+from api.http.memory_first import memory_first
 from api.http.params import (
     PAGED,
     check_range,
@@ -30,6 +31,7 @@ router = APIRouter(prefix="/v1", tags=["values"], responses=READ_ERRORS)
     responses=CSV_CONTENT,
     dependencies=PAGED,
 )
+@memory_first
 def list_values(
     request: Request,
     session: SessionDep,
@@ -72,6 +74,7 @@ def list_values(
     responses=CSV_CONTENT,
     dependencies=PAGED,
 )
+@memory_first
 def get_metric_values(
     request: Request,
     session: SessionDep,

@@ -158,7 +158,6 @@ def bulk_listing(
     def id_of(slug: str) -> int | None:
         return metrics_service.find_metric_id(session, slug)
 
-    connection = session.connection()
     metric_id = None if metric is None else (id_of(metric) or -1)
     f = BulkFilter(metric_id, department, start, end, updated_since, known_at)
 
@@ -176,11 +175,11 @@ def bulk_listing(
     return Listing(
         name="values",
         columns=VALUE_COLUMNS,
-        fetch=lambda after, limit: _bulk_rows(connection, f, after, limit),
+        fetch=lambda after, limit: _bulk_rows(session.connection(), f, after, limit),
         key_of=key_of,
         key_width=2,
         parse_key=parse_key,
-        copy_csv=lambda: _bulk_csv(connection, f),
+        copy_csv=lambda: _bulk_csv(session.connection(), f),
     )
 
 
