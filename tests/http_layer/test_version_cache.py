@@ -309,9 +309,10 @@ def test_answers_from_memory_never_leave_the_event_loop(
     workers: tuple[TestClient, TestClient, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A 304 whose version is in memory, and a body the response cache holds, are answered on
-    the event loop (``api.http.memory_first``): no threadpool hop. A request that must read
-    the store still goes to the threadpool, and gets the same answer it always did."""
+    """A conditional GET answered from memory, a 304 from the version cache or a body the
+    response cache holds, stays on the event loop (``api.http.memory_first``): no threadpool
+    hop. A plain GET, and one that must read the store, still go to the threadpool, and get
+    the same answer they always did."""
     import anyio.to_thread
 
     a, b, headers = workers
@@ -337,8 +338,10 @@ def test_answers_from_memory_never_leave_the_event_loop(
         hops.clear()
         r = a.get(path, headers={"If-None-Match": etag})
         assert r.status_code == 304 and hops == [], (path, hops)
-        again = a.get(path)
-        assert again.status_code == 200 and again.content == first.content and hops == [], path
+        stale = a.get(path, headers={"If-None-Match": '"an-older-etag"'})  # cached body
+        assert stale.status_code == 200 and stale.content == first.content and hops == [], path
+        assert a.get(path).content == first.content and hops, path  # plain GET: threadpool
+        hops.clear()
         if path != URL:  # a metric's document has no CSV form
             download = a.get(path, headers={"Accept": "text/csv"})
             assert download.status_code == 200 and download.text.startswith(("metric", "date"))
