@@ -382,7 +382,11 @@ def _fsum_means(matrix: Any) -> Any:
 
 
 @timed("days")
-def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> None:
+def rescore_days(
+    session: Session,
+    changed: Mapping[int, Iterable[dt.date]],
+    reshaped: Iterable[int] | None = None,
+) -> None:
     """Recompute the score runs that can see values changed on these (metric, day) pairs.
 
     Per window kind, only the periods whose figures can change: a changed day rewrites one
@@ -393,8 +397,16 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
     streamed read of their values and one bulk insert. A metric whose materialised span
     (first value + 1 .. last value + ``AHEAD``) moved has the moved dates rewritten too.
     CityScore is refreshed per kind on the dates whose runs were rewritten.
+
+    ``reshaped``: the metrics whose live dates the write changed (a value created or
+    deleted), when the caller knows them (None: any may have). The others kept their live
+    dates, so their materialised span is their live span, and only that one is probed.
     """
     days_of = {m: set(days) for m, days in changed.items()}
+    new_spans = _live_spans(session, list(days_of))
+    probed = days_of.keys() if reshaped is None else days_of.keys() & set(reshaped)
+    old_spans = {m: s for m, s in new_spans.items() if m not in probed}
+    old_spans.update(_stored_spans(session, sorted(probed)))
     specs = load_specs(session, days_of.keys())
     groups: dict[int, list[int]] = defaultdict(list)
     for metric_id in changed:
@@ -407,7 +419,8 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
     fresh: list[_FreshCity] = []
     for years, ids in groups.items():
         days = set().union(*(days_of[m] for m in ids))
-        old, new = _stored_spans(session, ids), _live_spans(session, ids)
+        old = {m: old_spans[m] for m in ids if m in old_spans}
+        new = {m: new_spans[m] for m in ids if m in new_spans}
         moved: set[int] = set()
         for m in ids:
             if old.get(m) != new.get(m):
@@ -422,8 +435,10 @@ def rescore_days(session: Session, changed: Mapping[int, Iterable[dt.date]]) -> 
         fresh.append(city)
         deleted: list[Any] = []
         for kind, ordinals in enumerate(by_kind):
-            rewritten[kind].update(o for o in ordinals if first <= o <= last)
-            deleted += _delete_runs(session, ids, kind, _ordinal_ranges(ordinals), years > 0)
+            inside = [o for o in ordinals if first <= o <= last]  # no run is outside
+            rewritten[kind].update(inside)
+            if inside:
+                deleted += _delete_runs(session, ids, kind, _ordinal_ranges(inside), years > 0)
         if not new:
             continue
         lo, hi = min(a for a, _ in new.values()), max(b for _, b in new.values())

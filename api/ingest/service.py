@@ -218,7 +218,7 @@ def ingest(
     write.write_revisions(session, result.superseded)
     write.upsert_current(session, result.current, now, batch_id)
     if result.changed:
-        materialise.rescore_days(session, result.touched)
+        materialise.rescore_days(session, result.touched, result.reshaped)
         changes.bump(
             session, ["values", "scores", *(f"metric:{m}" for m in sorted(result.touched))]
         )

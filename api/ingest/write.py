@@ -73,6 +73,7 @@ class Plan:
     current: list[Record] = field(default_factory=list)  # new current rows to upsert
     superseded: list[Any] = field(default_factory=list)  # old rows to keep as revisions
     touched: dict[int, set[dt.date]] = field(default_factory=lambda: defaultdict(set))
+    reshaped: set[int] = field(default_factory=set)  # metrics given or losing a live date
 
     @property
     def changed(self) -> bool:
@@ -154,8 +155,10 @@ def plan(session: Session, records: Sequence[Record], *, lock: bool) -> Plan:
                     out.unchanged += 1
                     continue
                 out.deleted += 1
+                out.reshaped.add(metric_id)
             elif old is None or old[_DELETED]:
                 out.created += 1
+                out.reshaped.add(metric_id)
             elif (
                 old[_VALUE] == rec.value
                 and old[_NUMERATOR] == rec.numerator

@@ -183,3 +183,68 @@ def test_cityscore_is_refreshed_from_the_new_scores_without_reading_them_back(
     _post(client, headers, [_record(s, history[-2], rng) for s in ("ratio", "fires")])
     assert calls
     _assert_as_a_full_rescore(session, ids)
+
+
+def test_a_batch_of_updates_only_does_not_probe_the_stored_spans(
+    client: TestClient, session: Session, monkeypatch: Any
+) -> None:
+    """A batch that only changes live values leaves each metric's live dates, so its
+    materialised span is its live span: the rescore reads that one, not the stored runs'
+    span as well. A batch that adds or deletes a date can move the span and probes both.
+    Either way the rows equal a full rescore's."""
+    headers, ids = _setup(client, session)
+    rng = random.Random(13)
+    history = [D(2024, 1, 1) + dt.timedelta(days=i) for i in range(200)]
+    _post(client, headers, [_record(s, d, rng) for s in KINDS for d in history])
+    probe = materialise._stored_spans
+    probed: list[list[int]] = []
+
+    def spy(session: Session, metric_ids: Any) -> Any:
+        probed.append(sorted(metric_ids))
+        return probe(session, metric_ids)
+
+    monkeypatch.setattr(materialise, "_stored_spans", spy)
+    _post(client, headers, [_record(s, history[-1], rng) for s in KINDS])
+    _post(client, headers, [_record(s, history[-30], rng) for s in KINDS])
+    assert not any(probed), probed
+    _assert_as_a_full_rescore(session, ids)  # (a full rescore probes every metric)
+    probed.clear()
+    new_day = history[-1] + dt.timedelta(days=1)
+    _post(
+        client,
+        headers,
+        [
+            _record("ratio", new_day, rng),
+            _record("fires", history[-1], rng),
+            {"metric": "count", "date": history[-2].isoformat(), "deleted": True},
+        ],
+    )
+    assert [m for call in probed for m in call] == sorted(
+        [metric_id(session, "ratio"), metric_id(session, "count")]
+    )
+    _assert_as_a_full_rescore(session, ids)
+
+
+def test_the_deletes_name_only_dates_inside_the_materialised_spans(
+    client: TestClient, session: Session, monkeypatch: Any
+) -> None:
+    """A recent day's values feed baselines years later, past every materialised run: the
+    DELETE of the old runs names only ranges inside the group's spans (each range outside
+    them costs an index descent per metric and deletes nothing)."""
+    headers, ids = _setup(client, session)
+    rng = random.Random(17)
+    history = [D(2024, 1, 1) + dt.timedelta(days=i) for i in range(400)]
+    _post(client, headers, [_record(s, d, rng) for s in KINDS for d in history])
+    delete = materialise._delete_runs
+    named: list[tuple[D, D]] = []
+
+    def spy(session: Session, metric_ids: Any, kind: Any = None, ranges: Any = (), *a: Any) -> Any:
+        named.extend(ranges)
+        return delete(session, metric_ids, kind, ranges, *a)
+
+    monkeypatch.setattr(materialise, "_delete_runs", spy)
+    _post(client, headers, [_record(s, history[-5], rng) for s in KINDS])
+    last_run = history[-1] + dt.timedelta(days=materialise.AHEAD)
+    assert named
+    assert max(b for _, b in named) <= last_run
+    _assert_as_a_full_rescore(session, ids)
