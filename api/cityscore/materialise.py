@@ -511,12 +511,14 @@ class _FreshCity:
 
     def start(self, as_of: IntArray) -> None:
         self.as_of = as_of
-        self.scores = np.full((len(as_of), len(self.members), len(WINDOW_NAMES)), np.nan)
+        # (members, dates, kinds): a metric's scores are one contiguous block
+        self.scores = np.full((len(self.members), len(as_of), len(WINDOW_NAMES)), np.nan)
 
     def add(self, metric_id: int, scores: FloatArray, masks: Any) -> None:
         j = self.column.get(metric_id)
         if j is not None:
-            self.scores[:, j, :] = np.where(masks, scores[:, WINDOW_SCORES], np.nan)
+            block = self.scores[j]
+            block[masks] = scores[:, WINDOW_SCORES][masks]
 
     def covers(self, kind: int, dates: IntArray) -> bool:
         """Whether this group rewrote every run of ``kind`` on these dates."""
@@ -528,7 +530,7 @@ class _FreshCity:
         if len(self.as_of):
             rows = np.minimum(np.searchsorted(self.as_of, dates), len(self.as_of) - 1)
             here = self.as_of[rows] == dates
-            out[here] = self.scores[rows[here], :, kind]
+            out[here] = self.scores[:, rows[here], kind].T
         return out
 
 

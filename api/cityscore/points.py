@@ -14,6 +14,11 @@ from db.bulk import pg_select_arrays
 from db.dialect import day_ordinal, fetch_all, is_postgres, mark, raw_param
 
 Columns = tuple[Any, Any, Any, Any]  # NumPy: day ordinals, value, numerator, denominator
+# Metric-days per value query: a query reads at most this many days of metrics (200 metrics
+# of ten years), at least 25 and at most 900 metrics (SQLite's IN list; builds before 3.32
+# take 999 parameters).
+POINTS_PER_QUERY = 200 * 3653
+METRICS_PER_QUERY = (25, 900)
 
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -25,17 +30,23 @@ def metric_columns(
     session: Session,
     metric_ids: Sequence[int],
     ranges: Sequence[tuple[dt.date, dt.date]],
-    per_query: int = 200,
+    per_query: int | None = None,
 ) -> Iterator[tuple[int, Columns]]:
     """Each metric's live points in the date ranges as NumPy columns, one metric at a time.
 
-    One query per ``per_query`` metrics (bounded memory), straight into arrays: on PostgreSQL
-    one row per metric with its days and values aggregated into arrays (nulls as NaN, which
-    no stored value can be), read from a binary COPY with ``np.frombuffer``; on SQLite the
-    driver's rows as one float array. Metrics without live values in the range are left out.
+    One query per ``per_query`` metrics (by default as many as ``POINTS_PER_QUERY`` days of
+    metrics hold: bounded memory; a few weeks' span takes hundreds), straight into arrays:
+    on PostgreSQL one row per metric with its days and values aggregated into arrays (nulls
+    as NaN, which no stored value can be), read from a binary COPY with ``np.frombuffer``; on
+    SQLite the driver's rows as one float array. Metrics without live values in the range
+    are left out.
     """
     connection = session.connection()
     postgres = is_postgres(connection)
+    if per_query is None:
+        days = sum((b - a).days + 1 for a, b in ranges)
+        low, high = METRICS_PER_QUERY
+        per_query = max(low, min(high, POINTS_PER_QUERY // max(days, 1)))
     for id_chunk in _chunks(sorted(metric_ids), per_query):
         if postgres:
             for metric_id, (days, *values) in _pg_points(connection, id_chunk, ranges):

@@ -233,3 +233,40 @@ def test_the_cityscore_refresh_reads_runs_near_the_rewritten_dates_only(
     assert client.post(URL, json=late, headers=headers).status_code == 200
     end = days[-1].toordinal() + materialise.AHEAD  # the baseline years after it have no runs
     assert starts and max(starts) <= end, [D.fromordinal(o) for o in starts]
+
+
+def test_value_reads_size_their_queries_by_the_points_they_can_hold(
+    client: TestClient, session: Session, monkeypatch: Any
+) -> None:
+    """A rescore reads its metrics' values in queries of at most ``POINTS_PER_QUERY`` days
+    of metrics: a few weeks' span takes hundreds of metrics a query (a day for every metric:
+    one query per group, not one per 200), a span of years far fewer (bounded memory)."""
+    from api.cityscore import points
+
+    headers = admin_headers(session)
+    put_department(client, headers, "ops")
+    slugs = [f"m{i}" for i in range(30)]
+    for slug in slugs:
+        put_metric(client, headers, slug, "ops", aggregation="mean")
+    day = D(2025, 3, 3)
+    rows = [{"metric": s, "date": day.isoformat(), "value": 1.0} for s in slugs]
+    r = client.post(URL, json=rows, headers=headers)
+    assert r.status_code == 200, r.text
+    ids = [metric_id(session, s) for s in slugs]
+    queries: list[int] = []
+    for name in ("_pg_points", "_sqlite_points"):
+        read = getattr(points, name)
+
+        def spy(connection: Any, chunk: Any, ranges: Any, read: Any = read) -> Any:
+            queries.append(len(chunk))
+            return read(connection, chunk, ranges)
+
+        monkeypatch.setattr(points, name, spy)
+    monkeypatch.setattr(points, "POINTS_PER_QUERY", 300)
+    weeks = [(day - dt.timedelta(days=9), day)]  # 10 days: 30 metrics a query
+    assert len(list(metric_columns(session, ids, weeks))) == 30
+    assert queries == [30]
+    queries.clear()
+    years = [(D(2015, 1, 1), D(2015, 3, 1)), (day - dt.timedelta(days=99), day)]  # 160 days
+    assert len(list(metric_columns(session, ids, years))) == 30
+    assert queries == [25, 5]  # never fewer than 25 metrics a query
