@@ -202,17 +202,16 @@ class Dense:
         self.value = np.full(shape, NAN)
         self.numerator = np.full(shape, NAN)
         self.denominator = np.full(shape, NAN)
-        for r, (ordinals, values, numerators, denominators) in enumerate(columns):
-            o = np.asarray(ordinals, dtype=np.int64) - calendar.lo
+        if columns:  # every row's points at once: one scatter per column, not per row
+            days = [np.asarray(c[0], dtype=np.int64) for c in columns]
+            o = np.concatenate(days) - calendar.lo
+            rows = np.repeat(np.arange(self.rows), [len(d) for d in days])
             keep = (o >= 0) & (o < size)
-            at = o[keep]
-            self.present[r, at] = True
-            for target, xs in (
-                (self.value, values),
-                (self.numerator, numerators),
-                (self.denominator, denominators),
-            ):
-                target[r, at] = np.asarray(xs, dtype=float)[keep]  # None becomes NaN
+            rows, at = rows[keep], o[keep]
+            self.present[rows, at] = True
+            for target, i in ((self.value, 1), (self.numerator, 2), (self.denominator, 3)):
+                xs = np.concatenate([np.asarray(c[i], dtype=float) for c in columns])
+                target[rows, at] = xs[keep]  # None becomes NaN
         with np.errstate(all="ignore"):
             ratio = self.numerator / self.denominator
         ratio[~(self.denominator != 0) | np.isnan(self.numerator)] = NAN
