@@ -13,7 +13,7 @@ import httpx
 import orjson
 
 from bench.loading import Catalogue
-from bench.processes import Server, create_key, pg_conninfo
+from bench.processes import Server, create_key, pg_conninfo, pg_exec
 from bench.report import Report, fmt, ratio, verdict
 
 
@@ -60,6 +60,28 @@ class Batches:
     count: int = 0
     receipts: list[str] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+
+
+_CHECKPOINTS = (
+    "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint, buffers_backend, "
+    "checkpoint_sync_time FROM pg_stat_bgwriter"
+)
+
+
+def checkpoints(url: str) -> tuple[Any, ...]:
+    """PostgreSQL's checkpoint counters (checkpoints, buffers they wrote, buffers backends
+    wrote, ms spent in fsync): a write during a checkpoint pays full-page images and can
+    wait on its syncs, which one slow batch on this machine's disk may show."""
+    return tuple(pg_exec(url, _CHECKPOINTS)[0])
+
+
+def checkpoint_note(before: tuple[Any, ...], after: tuple[Any, ...]) -> str:
+    count, written, backend, sync_ms = (b - a for a, b in zip(before, after, strict=True))
+    return (
+        f"{count} checkpoint(s) during them ({written:,} buffers written by checkpoints, "
+        f"{backend:,} by backends, {sync_ms / 1000:.2f} s in checkpoint fsyncs)"
+    )
 
 
 def largest_department(cat: Catalogue) -> tuple[str, list[tuple[int, str, str, str]]]:
@@ -113,6 +135,7 @@ def post_batches(
             done.count += 1
             done.rows += len(rows)
             done.seconds += elapsed
+            done.times.append(elapsed)
             done.receipts.append(response.text[:200])
     return done
 
@@ -121,6 +144,7 @@ def ingest(api: Server, url: str, cat: Catalogue, report: Report, seconds: float
     dept, metrics = largest_department(cat)
     key = create_key(url, "--department", dept)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    before = checkpoints(url)
     done = post_batches(api, headers, cat, metrics, seconds, report)
     if done is None:
         return
@@ -128,7 +152,9 @@ def ingest(api: Server, url: str, cat: Catalogue, report: Report, seconds: float
     report.note(
         f"ingest: {done.count} batches of {done.rows // max(done.count, 1):,} rows for "
         f"department {dept} ({len(metrics)} metrics) in {done.seconds:.2f} s = {fmt(ours)} "
-        f"rows/s; last receipt {done.receipts[-1] if done.receipts else '-'}"
+        f"rows/s (each: {', '.join(f'{t:.2f}' for t in done.times)} s; "
+        f"{checkpoint_note(before, checkpoints(url))}); "
+        f"last receipt {done.receipts[-1] if done.receipts else '-'}"
     )
     copy_rate, upsert_rate = copy_anchor(url, cat, done.payloads)
     report.note(
@@ -220,6 +246,7 @@ def recompute(api: Server, url: str, cat: Catalogue, report: Report) -> None:
     label = f"6b. Ingest one day for all {len(cat.metrics):,} metrics + score recompute, PG (s)"
     times: list[float] = []
     receipt = ""
+    before = checkpoints(url)
     for _ in range(RECOMPUTE_POSTS):
         body = orjson.dumps(ingest_rows(cat, cat.metrics, [cat.last], rng))
         began = time.perf_counter()
@@ -244,7 +271,8 @@ def recompute(api: Server, url: str, cat: Catalogue, report: Report) -> None:
     median = statistics.median(times)
     report.note(
         f"recompute: {len(cat.metrics)} rows for {cat.last}, {len(times)} posts in "
-        f"{', '.join(f'{t:.2f}' for t in times)} s (median {median:.2f} s); last receipt {receipt}"
+        f"{', '.join(f'{t:.2f}' for t in times)} s (median {median:.2f} s; "
+        f"{checkpoint_note(before, checkpoints(url))}); last receipt {receipt}"
     )
     shown = f"{median:.2f} s (median of {len(times)}; max {max(times):.2f} s)"
     report.add(label, shown, "-", "-", "<= 0.5 s", verdict(median <= 0.5))
