@@ -44,12 +44,16 @@ from db.models import Department, utcnow
 D = Department.__table__  # type: ignore[attr-defined]
 
 # The version of each (metric, date) current at {t}: the newest write at or before it.
+# {written}: the current rows' write instant as the filter names it. Reads of some metrics
+# say COALESCE(updated_at, updated_at), which no index serves: bulk writes give many rows
+# one instant, and SQLite's planner, seeing few distinct instants, scanned every row written
+# before T through ix_metric_values_updated_at instead of seeking the metrics' days by key.
 _KNOWN_SQL = (
     "SELECT metric_id, date, value, numerator, denominator, deleted, at AS updated_at, "
     "batch_id FROM (SELECT x.*, row_number() OVER (PARTITION BY metric_id, date "
     "ORDER BY at DESC, cur DESC, seq DESC) AS rn FROM ("
     "SELECT metric_id, date, value, numerator, denominator, deleted, updated_at AS at, "
-    "batch_id, 1 AS cur, 0 AS seq FROM metric_values WHERE updated_at <= {t}{extra} "
+    "batch_id, 1 AS cur, 0 AS seq FROM metric_values WHERE {written} <= {t}{extra} "
     "UNION ALL SELECT metric_id, date, value, numerator, denominator, deleted, "
     "recorded_at, batch_id, 0, id FROM value_revisions WHERE recorded_at <= {t}{extra}) x) y "
     "WHERE rn = 1"
@@ -80,7 +84,8 @@ def raw_values_sql(dialect: str, instant: dt.datetime) -> tuple[str, list[Any]]:
     """The values as known at ``instant`` as a driver-SQL subquery (columns as in
     ``metric_values``) and its parameters, for queries written on the raw cursor."""
     stamp = raw_param(dialect, instant)
-    return f"({_KNOWN_SQL.format(t=mark(dialect), extra='')})", [stamp, stamp]
+    sql = _KNOWN_SQL.format(t=mark(dialect), extra="", written="updated_at")
+    return f"({sql})", [stamp, stamp]
 
 
 def values_at(
@@ -91,10 +96,10 @@ def values_at(
     """The values as known at ``instant``, as a Core subquery shaped like ``metric_values``
     (tombstones included, as there: filter ``~deleted`` for live values), optionally only of
     these metrics and on the days of these spans (filtered before the versions are ranked)."""
-    extra = ""
+    extra, written = "", "updated_at"
     binds: list[Any] = [bindparam("t", instant, type_=DateTime())]
     if metric_ids is not None:
-        extra += " AND metric_id IN :ids"
+        extra, written = " AND metric_id IN :ids", "COALESCE(updated_at, updated_at)"
         binds.append(bindparam("ids", [int(m) for m in metric_ids] or [-1], expanding=True))
     if spans:
         extra += (
@@ -103,7 +108,7 @@ def values_at(
         for i, (a, b) in enumerate(spans):
             binds += [bindparam(f"a{i}", a, type_=Date()), bindparam(f"b{i}", b, type_=Date())]
     stmt = (
-        text(_KNOWN_SQL.format(t=":t", extra=extra))
+        text(_KNOWN_SQL.format(t=":t", extra=extra, written=written))
         .bindparams(*binds)
         .columns(
             column("metric_id", Integer),
