@@ -398,15 +398,11 @@ def rescore_days(
     (first value + 1 .. last value + ``AHEAD``) moved has the moved dates rewritten too.
     CityScore is refreshed per kind on the dates whose runs were rewritten.
 
-    ``reshaped``: the metrics whose live dates the write changed (a value created or
-    deleted), when the caller knows them (None: any may have). The others kept their live
-    dates, so their materialised span is their live span, and only that one is probed.
+    ``reshaped``: the metrics a write gave or took a live date (None: any may have); the
+    others' materialised span is their live one (``_old_and_new_spans``).
     """
     days_of = {m: set(days) for m, days in changed.items()}
-    new_spans = _live_spans(session, list(days_of))
-    probed = days_of.keys() if reshaped is None else days_of.keys() & set(reshaped)
-    old_spans = {m: s for m, s in new_spans.items() if m not in probed}
-    old_spans.update(_stored_spans(session, sorted(probed)))
+    old_spans, new_spans = _old_and_new_spans(session, days_of.keys(), reshaped)
     specs = load_specs(session, days_of.keys())
     groups: dict[int, list[int]] = defaultdict(list)
     for metric_id in changed:
@@ -421,18 +417,14 @@ def rescore_days(
         days = set().union(*(days_of[m] for m in ids))
         old = {m: old_spans[m] for m in ids if m in old_spans}
         new = {m: new_spans[m] for m in ids if m in new_spans}
-        moved: set[int] = set()
-        for m in ids:
-            if old.get(m) != new.get(m):
-                moved |= _span_days(old.get(m)) ^ _span_days(new.get(m))
+        moved = set().union(*(_span_days(old.get(m)) ^ _span_days(new.get(m)) for m in ids))
         by_kind = [
             expand_to_periods(k, {d.toordinal() for d in dates} | moved)
             for k, dates in enumerate(as_of_dates_affected_by_window(days, years))
         ]
         spans = [*old.values(), *new.values()]  # CityScore can change only where runs were
         first, last = min((a for a, _ in spans), default=0), max((b for _, b in spans), default=0)
-        city = _FreshCity(by_kind, [m for m in ids if m in in_city])
-        fresh.append(city)
+        fresh.append(city := _FreshCity(by_kind, [m for m in ids if m in in_city]))
         deleted: list[Any] = []
         for kind, ordinals in enumerate(by_kind):
             inside = [o for o in ordinals if first <= o <= last]  # no run is outside
@@ -450,6 +442,20 @@ def rescore_days(
     writer.flush()
     rewritten_arrays = [np.array(sorted(k), dtype=np.int64) for k in rewritten]
     _refresh_city_kinds(session, rewritten_arrays, members, fresh)
+
+
+def _old_and_new_spans(
+    session: Session, metric_ids: Iterable[int], reshaped: Iterable[int] | None
+) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
+    """The metrics' materialised spans and their live ones (``rescore_days``): the stored
+    runs are probed only for the ``reshaped`` metrics (all when None); for the others the
+    materialised span is the live one."""
+    ids = set(metric_ids)
+    new = _live_spans(session, sorted(ids))
+    probed = ids if reshaped is None else ids & set(reshaped)
+    old = {m: span for m, span in new.items() if m not in probed}
+    old.update(_stored_spans(session, sorted(probed)))
+    return old, new
 
 
 def _score_group(
