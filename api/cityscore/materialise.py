@@ -417,7 +417,7 @@ def rescore_days(
         days = set().union(*(days_of[m] for m in ids))
         old = {m: old_spans[m] for m in ids if m in old_spans}
         new = {m: new_spans[m] for m in ids if m in new_spans}
-        moved = set().union(*(_span_days(old.get(m)) ^ _span_days(new.get(m)) for m in ids))
+        moved = _moved_days(ids, old, new)
         by_kind = [
             expand_to_periods(k, {d.toordinal() for d in dates} | moved)
             for k, dates in enumerate(as_of_dates_affected_by_window(days, years))
@@ -612,6 +612,15 @@ def _no_points(
     for metric_id in ids:
         if metric_id in spans and metric_id not in scored:
             yield metric_id, (empty, nothing, nothing, nothing)
+
+
+def _moved_days(
+    ids: Iterable[int], old: Mapping[int, tuple[int, int]], new: Mapping[int, tuple[int, int]]
+) -> set[int]:
+    """The as-of ordinals in one of a metric's old and new spans but not both, for the
+    metrics whose span moved (a span is years of days: the others are not expanded)."""
+    moved = (m for m in ids if old.get(m) != new.get(m))
+    return set().union(*(_span_days(old.get(m)) ^ _span_days(new.get(m)) for m in moved))
 
 
 def _span_days(span: tuple[int, int] | None) -> set[int]:

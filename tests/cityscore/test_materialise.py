@@ -204,9 +204,18 @@ def test_a_batch_of_updates_only_does_not_probe_the_stored_spans(
         return probe(session, metric_ids)
 
     monkeypatch.setattr(materialise, "_stored_spans", spy)
+    expand = materialise._span_days
+    expanded: list[Any] = []
+
+    def spy_days(span: Any) -> Any:  # a span's days as a set: years of them, for moved ones
+        expanded.append(span)
+        return expand(span)
+
+    monkeypatch.setattr(materialise, "_span_days", spy_days)
     _post(client, headers, [_record(s, history[-1], rng) for s in KINDS])
     _post(client, headers, [_record(s, history[-30], rng) for s in KINDS])
     assert not any(probed), probed
+    assert expanded == []
     _assert_as_a_full_rescore(session, ids)  # (a full rescore probes every metric)
     probed.clear()
     new_day = history[-1] + dt.timedelta(days=1)
