@@ -26,7 +26,14 @@ from sqlmodel import Session
 
 from api.cityscore.points import Columns, metric_columns
 from api.observability.metrics import timed
-from api.scoring.engine import UNIX_ORDINAL, Calendar, FloatArray, IntArray, score_stream
+from api.scoring.engine import (
+    UNIX_ORDINAL,
+    Calendar,
+    FloatArray,
+    IntArray,
+    score_batches,
+    score_stream,
+)
 from api.scoring.scores import MetricSpec
 from api.scoring.windows import (
     REACH_DAYS,
@@ -173,46 +180,52 @@ class _RunRows:
         self.session = session
         self.flush_rows = FLUSH_ROWS if flush_rows is None else flush_rows
         self.blocks: list[tuple[Any, ...]] = []  # encoded: ids, kinds, first, last, figures
-        self.parts: list[tuple[int, Any, Any, Any]] = []  # to encode: id, dates, scores, masks
+        self.parts: list[tuple[Any, Any, Any, Any]] = []  # to encode: ids, dates, scores, masks
         self.rows = 0  # as-of rows held
 
-    def add(self, metric_id: int, as_of: IntArray, scores: FloatArray, masks: Any = None) -> None:
-        """A metric's (n, 20) scores, window flags and references (``score_stream(held=True,
-        references=True)``) on sorted as-of ordinals, per kind where ``masks[:, kind]`` (an
-        (n, 4) bool array; all of them when None)."""
+    def add(self, metric_id: int, as_of: IntArray, scores: FloatArray) -> None:
+        """A metric's (n, 20) scores, window flags and references (``score_batches(held=True,
+        references=True)``) on sorted as-of ordinals, all four kinds on each."""
         if not len(as_of):
             return
-        if masks is None:
-            for kind, picked in enumerate(RUN_COLUMNS):
-                figures = scores[:, picked]
-                starts, ends = run_bounds(kind, as_of, figures)
-                ids, kinds = np.full(len(starts), metric_id), np.full(len(starts), kind)
-                self.blocks.append((ids, kinds, as_of[starts], as_of[ends], figures[starts]))
-        else:
-            self.parts.append((metric_id, as_of, scores, masks))
+        for kind, picked in enumerate(RUN_COLUMNS):
+            figures = scores[:, picked]
+            starts, ends = run_bounds(kind, as_of, figures)
+            ids, kinds = np.full(len(starts), metric_id), np.full(len(starts), kind)
+            self.blocks.append((ids, kinds, as_of[starts], as_of[ends], figures[starts]))
         self.rows += len(as_of)
         if self.rows >= self.flush_rows:
             self.flush()
 
+    def add_masked(
+        self, metric_ids: Sequence[int], as_of: IntArray, scores: FloatArray, masks: Any
+    ) -> None:
+        """A batch of metrics' (metrics, n, 20) scores on the same sorted as-of ordinals, per
+        kind where ``masks[:, :, kind]`` (a (metrics, n, 4) bool array), held as they are:
+        only the masked rows are picked out, at the flush."""
+        self.parts.append((np.asarray(metric_ids, dtype=np.int64), as_of, scores, masks))
+        self.rows += int(masks.any(axis=2).sum())
+        if self.rows >= self.flush_rows:
+            self.flush()
+
     def _encode_parts(self) -> None:
-        parts = self.parts
-        if not parts:
-            return
-        ids = np.repeat([m for m, *_ in parts], [len(d) for _, d, _, _ in parts])
-        dates = np.concatenate([d for _, d, _, _ in parts])
-        masks = np.concatenate([k for *_, k in parts])
-        scores = np.concatenate([x for _, _, x, _ in parts])
+        """Per kind, the masked rows of every held batch, encoded in one NumPy pass (each
+        metric is in one batch, its rows in date order)."""
         for kind, picked in enumerate(RUN_COLUMNS):
-            at = np.flatnonzero(masks[:, kind])
-            if not len(at):
+            ids, dates, figures = [], [], []
+            for metric_ids, as_of, scores, masks in self.parts:
+                rows, at = np.nonzero(masks[:, :, kind])
+                ids.append(metric_ids[rows])
+                dates.append(as_of[at])
+                figures.append(scores[rows[:, None], at[:, None], picked])
+            kind_ids = np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)
+            if not len(kind_ids):
                 continue
-            figures = scores[np.ix_(at, picked)]
-            kind_ids, kind_dates = ids[at], dates[at]
-            starts, ends = run_bounds(kind, kind_dates, figures, kind_ids)
+            kind_dates, kind_figures = np.concatenate(dates), np.concatenate(figures)
+            starts, ends = run_bounds(kind, kind_dates, kind_figures, kind_ids)
+            first, last = kind_dates[starts], kind_dates[ends]
             kinds = np.full(len(starts), kind, dtype=np.int64)
-            self.blocks.append(
-                (kind_ids[starts], kinds, kind_dates[starts], kind_dates[ends], figures[starts])
-            )
+            self.blocks.append((kind_ids[starts], kinds, first, last, kind_figures[starts]))
         self.parts = []
 
     def _columns(self) -> list[tuple[str, Any]]:
@@ -492,12 +505,13 @@ def _score_group(
         scored: set[int] = set()
         columns = metric_columns(session, group, cal.spans())
         points = chain(_noted(columns, scored), _no_points(spans, group, scored))
-        scoring = score_stream(specs, cal, points, held=True, references=True, stored=stored)
-        for metric_id, scores in scoring:
-            a, b = spans[metric_id]
-            inside = (cal.as_of >= a) & (cal.as_of <= b)
-            writer.add(metric_id, cal.as_of, scores, kind_masks & inside[:, None])
-            city.add(metric_id, scores, kind_masks & inside[:, None])
+        scoring = score_batches(specs, cal, points, held=True, references=True, stored=stored)
+        for batch, scores in scoring:
+            bounds = np.array([spans[m] for m in batch], dtype=np.int64)
+            inside = (cal.as_of >= bounds[:, :1]) & (cal.as_of <= bounds[:, 1:])
+            picked = kind_masks & inside[:, :, None]  # (metrics, dates, kinds)
+            writer.add_masked(batch, cal.as_of, scores, picked)
+            city.add(batch, scores, picked)
 
 
 WINDOW_SCORES = [k * 3 for k in range(4)]  # the score column of each window kind
@@ -520,11 +534,14 @@ class _FreshCity:
         # (members, dates, kinds): a metric's scores are one contiguous block
         self.scores = np.full((len(self.members), len(as_of), len(WINDOW_NAMES)), np.nan)
 
-    def add(self, metric_id: int, scores: FloatArray, masks: Any) -> None:
-        j = self.column.get(metric_id)
-        if j is not None:
-            block = self.scores[j]
-            block[masks] = scores[:, WINDOW_SCORES][masks]
+    def add(self, metric_ids: Sequence[int], scores: FloatArray, masks: Any) -> None:
+        """A batch's (metrics, dates, 20) scores where its (metrics, dates, kinds) ``masks``."""
+        pairs = [(i, j) for i, m in enumerate(metric_ids) if (j := self.column.get(m)) is not None]
+        if not pairs:
+            return
+        rows, members = (np.array(c, dtype=np.int64) for c in zip(*pairs, strict=True))
+        fresh = scores[:, :, WINDOW_SCORES][rows]
+        self.scores[members] = np.where(masks[rows], fresh, self.scores[members])
 
     def covers(self, kind: int, dates: IntArray) -> bool:
         """Whether this group rewrote every run of ``kind`` on these dates."""

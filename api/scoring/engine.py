@@ -408,15 +408,17 @@ def score_many(
     calendar: Calendar,
     dense: Dense,
     baselines: Baselines | None = None,
+    width: int = 12,
 ) -> FloatArray:
     """(metrics, as-of dates, 12) score columns of the rows of ``dense``, one spec per row;
     the specs share a ``batch_key`` (targets may differ). ``baselines``: the rows' baselines
     (``baselines_of``) when the caller holds them, so the baseline windows' values need not
-    be in ``dense``."""
+    be in ``dense``. ``width`` > 12 leaves that many columns, unset after the 12th, for the
+    caller to fill (no copy to append them)."""
     spec = specs[0]
     if len({batch_key(s) for s in specs}) > 1 or len(specs) != dense.rows:
         raise ValueError("one spec per row, all with the same batch_key")
-    out = np.empty((dense.rows, len(calendar.as_of), 12))
+    out = np.empty((dense.rows, len(calendar.as_of), width))
     aggregation = spec.aggregation
     by_baseline = spec.reference == "baseline"
     if by_baseline and baselines is None:
@@ -453,7 +455,8 @@ def score_many(
         out[:, :, 0:3] = np.stack(
             _window_score(spec, _day(calendar, dense, aggregation), day_reference), axis=-1
         )
-    out[~np.isfinite(out)] = NAN
+    figures = out[:, :, :12]
+    figures[~np.isfinite(figures)] = NAN
     return out
 
 
@@ -544,17 +547,37 @@ def score_stream(
     references: bool = False,
     stored: Mapping[int, Mapping[str, FloatArray]] | None = None,
 ) -> Iterator[tuple[int, FloatArray]]:
-    """(metric id, (as-of dates, 12) scores) for a stream of (metric id, columns), scored in
-    batches of metrics that share a ``batch_key``: NumPy's per-call cost is paid once per
-    batch, not once per metric. Metrics come out grouped by batch, not in input order.
-    ``held``: four more columns, 1.0 where the day, week, month or quarter window holds a
-    point (``window_held``). ``references``: four more, the baseline each window was scored
-    against (``reference_columns``). ``stored``: per metric id, its baselines of the
+    """(metric id, (as-of dates, 12) scores) for a stream of (metric id, columns): the rows
+    of ``score_batches``, one metric at a time."""
+    batches = score_batches(
+        specs, calendar, points, batch, held=held, references=references, stored=stored
+    )
+    for ids, scores in batches:
+        yield from zip(ids, scores, strict=True)
+
+
+def score_batches(
+    specs: Mapping[int, MetricSpec],
+    calendar: Calendar,
+    points: Iterable[tuple[int, Sequence[Any]]],
+    batch: int = BATCH,
+    *,
+    held: bool = False,
+    references: bool = False,
+    stored: Mapping[int, Mapping[str, FloatArray]] | None = None,
+) -> Iterator[tuple[list[int], FloatArray]]:
+    """(metric ids, (metrics, as-of dates, 12) scores) for a stream of (metric id, columns),
+    scored in batches of metrics that share a ``batch_key``: NumPy's per-call cost is paid
+    once per batch, not once per metric. Metrics come out grouped by batch, not in input
+    order. ``held``: four more columns, 1.0 where the day, week, month or quarter window
+    holds a point (``window_held``). ``references``: four more, the baseline each window was
+    scored against (``reference_columns``). ``stored``: per metric id, its baselines of the
     calendar's windows (kind -> (windows,)) as stored earlier, used instead of its values."""
     pending: dict[tuple[Any, ...], list[tuple[int, Sequence[Any]]]] = {}
     known = stored or {}
+    width = 12 + 4 * held + 4 * references
 
-    def run(items: list[tuple[int, Sequence[Any]]]) -> Iterator[tuple[int, FloatArray]]:
+    def run(items: list[tuple[int, Sequence[Any]]]) -> tuple[list[int], FloatArray]:
         dense = Dense.of_many(calendar, [columns for _, columns in items])
         batch_specs = [specs[m] for m, _ in items]
         baselines = None
@@ -563,21 +586,19 @@ def score_stream(
                 baselines = {k: np.stack([known[m][k] for m, _ in items]) for k in KINDS}
             else:
                 baselines = baselines_of(batch_specs, calendar, dense)
-        scores = score_many(batch_specs, calendar, dense, baselines)
-        extra = [window_held(calendar, dense)] if held else []
+        scores = score_many(batch_specs, calendar, dense, baselines, width)
+        if held:
+            scores[:, :, 12:16] = window_held(calendar, dense)
         if references:
-            extra.append(reference_columns(calendar, baselines, len(items)))
-        if extra:  # one copy, however many extra columns
-            scores = np.concatenate((scores, *extra), axis=-1)
-        for i, (metric_id, _) in enumerate(items):
-            yield metric_id, scores[i]
+            scores[:, :, width - 4 :] = reference_columns(calendar, baselines, len(items))
+        return [m for m, _ in items], scores
 
     for metric_id, columns in points:
         items = pending.setdefault((*batch_key(specs[metric_id]), metric_id in known), [])
         items.append((metric_id, columns))
         if len(items) >= batch:
-            yield from run(items)
+            yield run(items)
             items.clear()
     for items in pending.values():
         if items:
-            yield from run(items)
+            yield run(items)
