@@ -168,6 +168,19 @@ def find_metric_id(session: Session, slug: str) -> int | None:
         return None
 
 
+def names_by_id(session: Session) -> dict[int, tuple[str, str]]:
+    """Every metric's (slug, department slug) by id; a GET's session remembers them until the
+    next change anywhere. Shared by requests: read, never change."""
+
+    def load() -> dict[int, tuple[str, str]]:
+        rows = session.execute(
+            select(M.c.id, M.c.slug, D.c.slug).join(D, D.c.id == M.c.department_id)
+        )
+        return {id_: (slug, department) for id_, slug, department in rows}
+
+    return cached(session, ("metric-names",), load)
+
+
 def ids_by_slug(session: Session) -> dict[str, int]:
     return {slug: id_ for id_, slug in session.execute(select(M.c.id, M.c.slug))}
 

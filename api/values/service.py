@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, select
@@ -54,22 +54,17 @@ def _source(dialect: str, instant: dt.datetime | None) -> tuple[str, list[Any]]:
     return raw_values_sql(dialect, instant)
 
 
-# The bulk query's columns per (store is PostgreSQL, CSV). SQLite keeps dates and instants as
-# text, so they are formatted in SQL; PostgreSQL's CSV form is formatted by COPY itself. Both
-# give the same text for the same row.
+# The bulk query's columns per (store is PostgreSQL, CSV). PostgreSQL's CSV form is formatted
+# by COPY itself. SQLite's rows are its raw cells, without joins: building text in SQLite
+# (slugs joined per row, instants trimmed with rtrim() and replace()) cost more than the
+# fetch, and Python formats them from per-metric and per-instant lookups (``_SqliteText``).
+# Both give the same text for the same row.
+_SQLITE_COLUMNS = (
+    "v.metric_id, v.date, v.value, v.numerator, v.denominator, v.deleted, v.updated_at"
+)
 _BULK_COLUMNS = {
-    # Text around the three numbers is built by SQLite, so Python formats only the numbers.
-    # Instants drop the fraction's trailing zeros, as PostgreSQL's timestamp text does.
-    (False, True): (
-        "m.slug || ',' || d.slug || ',' || v.date, v.value, v.numerator, v.denominator, "
-        "CASE WHEN v.deleted THEN 'true,' ELSE 'false,' END "
-        "|| replace(rtrim(rtrim(v.updated_at, '0'), '.'), ' ', 'T') || 'Z'"
-    ),
-    # The instant as orjson writes one (no ".000000").
-    (False, False): (
-        "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, "
-        "replace(replace(v.updated_at, ' ', 'T'), '.000000', '') || 'Z'"
-    ),
+    (False, True): _SQLITE_COLUMNS,
+    (False, False): _SQLITE_COLUMNS,
     # Native text output (DateStyle ISO is set for the COPY): to_char() would cost a third of
     # the export's time. The instant's "T" and "Z" are put in by ``_iso_instants``.
     (True, True): (
@@ -80,6 +75,7 @@ _BULK_COLUMNS = {
         "m.slug, d.slug, v.date, v.value, v.numerator, v.denominator, v.deleted, v.updated_at"
     ),
 }
+_JOINS = "JOIN metrics m ON m.id = v.metric_id JOIN departments d ON d.id = m.department_id "
 
 
 def _bulk_sql(
@@ -112,9 +108,9 @@ def _bulk_sql(
         where.append("NOT v.deleted")
     if after is not None:
         add("(v.metric_id, v.date) > (?, ?)", after[0], after[1])
+    postgres = is_postgres(dialect)
     sql = (
-        f"SELECT {_BULK_COLUMNS[is_postgres(dialect), csv]} FROM {source} v "
-        "JOIN metrics m ON m.id = v.metric_id JOIN departments d ON d.id = m.department_id "
+        f"SELECT {_BULK_COLUMNS[postgres, csv]} FROM {source} v {_JOINS if postgres else ''}"
         f"WHERE {' AND '.join(where)} ORDER BY v.metric_id, v.date"
     )
     if limit is not None:
@@ -158,6 +154,9 @@ def bulk_listing(
     def id_of(slug: str) -> int | None:
         return metrics_service.find_metric_id(session, slug)
 
+    def names() -> dict[int, tuple[str, str]]:
+        return metrics_service.names_by_id(session)
+
     metric_id = None if metric is None else (id_of(metric) or -1)
     f = BulkFilter(metric_id, department, start, end, updated_since, known_at)
 
@@ -175,28 +174,83 @@ def bulk_listing(
     return Listing(
         name="values",
         columns=VALUE_COLUMNS,
-        fetch=lambda after, limit: _bulk_rows(session.connection(), f, after, limit),
+        fetch=lambda after, limit: _bulk_rows(session.connection(), f, (after, limit), names),
         key_of=key_of,
         key_width=2,
         parse_key=parse_key,
-        copy_csv=lambda: _bulk_csv(session.connection(), f),
+        copy_csv=lambda: _bulk_csv(session.connection(), f, names),
     )
 
 
+class _SqliteText:
+    """Text of SQLite's raw bulk cells: each metric's slugs and each instant formatted once.
+    Bulk writes give many rows one instant; past ``MAX_INSTANTS`` the instants start over,
+    so memory stays bounded whatever the rows hold."""
+
+    MAX_INSTANTS = 4096
+
+    def __init__(self, names: dict[int, tuple[str, str]]) -> None:
+        self.names = names
+        self.prefixes = {m: f"{slug},{department}," for m, (slug, department) in names.items()}
+        self.instants: dict[str, str] = {}
+        self.tails: tuple[dict[str, str], dict[str, str]] = ({}, {})
+
+    def instant(self, raw: str) -> str:
+        """The instant as orjson writes one (no ".000000")."""
+        if len(self.instants) >= self.MAX_INSTANTS:
+            self.instants.clear()
+        text = self.instants[raw] = raw.replace(" ", "T").replace(".000000", "") + "Z"
+        return text
+
+    def tail(self, deleted: int, raw: str) -> str:
+        """A CSV row's last two cells; the fraction's trailing zeros dropped, as PostgreSQL's
+        timestamp text does."""
+        tails = self.tails[deleted]
+        if len(tails) >= self.MAX_INSTANTS:
+            tails.clear()
+        flag = "true," if deleted else "false,"
+        text = tails[raw] = flag + raw.rstrip("0").rstrip(".").replace(" ", "T") + "Z\n"
+        return text
+
+    def json_rows(self, rows: list[Any]) -> list[tuple[Any, ...]]:
+        names, instants, instant = self.names, self.instants, self.instant
+        return [
+            (*names[m], d, v, n, dn, x == 1, instants.get(ts) or instant(ts))
+            for m, d, v, n, dn, x, ts in rows
+        ]
+
+    def csv_text(self, rows: list[Any]) -> str:
+        # repr() is the shortest text that reads back as the same double; whole numbers
+        # lose their ".0" and nulls become empty cells, as in PostgreSQL's COPY. Safe on the
+        # whole chunk: no other cell can contain ".0," or "None".
+        prefixes, tails, tail = self.prefixes, self.tails, self.tail
+        text = "".join(
+            [
+                f"{prefixes[m]}{d},{v!r},{n!r},{dn!r},{tails[x].get(ts) or tail(x, ts)}"
+                for m, d, v, n, dn, x, ts in rows
+            ]
+        )
+        return text.replace(".0,", ",").replace("None", "")
+
+
 def _bulk_rows(
-    connection: Any, f: BulkFilter, after: Any, limit: int | None
+    connection: Any,
+    f: BulkFilter,
+    page: tuple[Any, int | None],
+    names: Callable[[], dict[int, tuple[str, str]]],
 ) -> Iterator[tuple[Any, ...]]:
-    """JSON rows of the bulk query on the driver's own cursor."""
+    """JSON rows of the bulk query on the driver's own cursor (``page``: after, limit)."""
+    after, limit = page
     sql, params = _bulk_sql(name(connection), f, after=after, limit=limit, csv=False)
     postgres = is_postgres(connection)
+    text = None if postgres else _SqliteText(names())
     for rows in stream(connection, sql, params):
-        if postgres:
-            yield from rows
-        else:  # SQLite has no boolean type; dates are already ISO text
-            yield from ((s, dp, d, v, n, dn, bool(x), ts) for s, dp, d, v, n, dn, x, ts in rows)
+        yield from (rows if text is None else text.json_rows(rows))
 
 
-def _bulk_csv(connection: Any, f: BulkFilter) -> Iterator[bytes]:
+def _bulk_csv(
+    connection: Any, f: BulkFilter, names: Callable[[], dict[int, tuple[str, str]]]
+) -> Iterator[bytes]:
     """The whole download as CSV bytes, formatted by the database or in one tight loop."""
     yield (",".join(VALUE_COLUMNS) + "\n").encode()
     sql, params = _bulk_sql(name(connection), f, after=None, limit=None, csv=True)
@@ -204,12 +258,9 @@ def _bulk_csv(connection: Any, f: BulkFilter) -> Iterator[bytes]:
         for chunk in copy_csv_out(connection, sql, params, COPY_CHUNK):
             yield _iso_instants(_python_exponents(chunk))
         return
+    text = _SqliteText(names())
     for rows in stream(connection, sql, params, 20_000):
-        # repr() is the shortest text that reads back as the same double; whole numbers
-        # lose their ".0" and nulls become empty cells, as in PostgreSQL's COPY. Safe on the
-        # whole chunk: no other cell can contain ".0," or "None".
-        text = "".join([f"{p},{v!r},{n!r},{dn!r},{tail}\n" for p, v, n, dn, tail in rows])
-        yield text.replace(".0,", ",").replace("None", "").encode()
+        yield text.csv_text(rows).encode()
 
 
 # --- one metric by period ------------------------------------------------------------------

@@ -346,6 +346,45 @@ def test_bulk_values_updated_since(client: TestClient, session: Session, admin: 
 # --- revisions -----------------------------------------------------------------------------
 
 
+def test_bulk_values_text_with_many_instants_and_a_moved_metric(
+    client: TestClient, session: Session, admin: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's bulk rows are formatted from per-metric slugs and per-instant text kept for a
+    bounded number of instants: past the bound the text is still every row's own, and a
+    metric moved to another department reads under its new one."""
+    from api.values import service
+
+    monkeypatch.setattr(service._SqliteText, "MAX_INSTANTS", 2)
+    put_department(client, admin, "parks")
+    put_department(client, admin, "police")
+    put_metric(client, admin, "m1", "parks", aggregation="sum")
+    stamps = [dt.datetime(2026, 1, 2, 3, 4, s, 10_000 * s) for s in range(6)]
+    rows = [
+        {"date": f"2026-01-0{i + 1}", "value": 0.5 + i, "updated_at": at}
+        for i, at in enumerate(stamps)
+    ]
+    insert_values(session, "m1", rows)
+
+    def iso(at: dt.datetime, trim: bool) -> str:
+        fraction = f".{at.microsecond:06d}" if at.microsecond else ""
+        return at.isoformat("T", "seconds") + (fraction.rstrip("0") if trim else fraction) + "Z"
+
+    def expect(department: str) -> None:
+        csv_rows = parse_csv(client.get("/v1/values.csv").content)[1:]
+        assert csv_rows == [
+            ["m1", department, r["date"], repr(r["value"]), "", "", "false", iso(at, True)]
+            for r, at in zip(rows, stamps, strict=True)
+        ]
+        data = client.get("/v1/values").json()["data"]
+        assert [(d["department"], d["updated_at"]) for d in data] == [
+            (department, iso(at, False)) for at in stamps
+        ]
+
+    expect("parks")
+    put_metric(client, admin, "m1", "police", aggregation="sum")
+    expect("police")
+
+
 def test_value_revisions(client: TestClient, session: Session, admin: dict) -> None:
     put_department(client, admin, "parks")
     put_metric(client, admin, "m1", "parks")
