@@ -534,14 +534,24 @@ def day_prefix(calendar: Calendar, ordinals: Sequence[int]) -> IntArray:
     return out
 
 
-BATCH = 64  # metrics per score_many call: a few MB of dense arrays per batch
+BATCH = 64  # metrics per score_many call over ten years: a few MB of dense arrays per batch
+BATCH_CELLS = BATCH * 2 * 3653  # dense days + as-of dates a batch may hold, whatever the span
+MAX_BATCH = 1024
+
+
+def batch_size(calendar: Calendar) -> int:
+    """Metrics per ``score_many`` call: as many as ``BATCH_CELLS`` dense days and as-of dates
+    hold, so a rescore of a few weeks of as-of dates scores a thousand metrics in a call or
+    two instead of sixteen (NumPy's per-call cost is paid per batch)."""
+    cells = calendar.size + len(calendar.as_of)
+    return max(1, min(MAX_BATCH, BATCH_CELLS // max(cells, 1)))
 
 
 def score_stream(
     specs: Mapping[int, MetricSpec],
     calendar: Calendar,
     points: Iterable[tuple[int, Sequence[Any]]],
-    batch: int = BATCH,
+    batch: int | None = None,
     *,
     held: bool = False,
     references: bool = False,
@@ -560,7 +570,7 @@ def score_batches(
     specs: Mapping[int, MetricSpec],
     calendar: Calendar,
     points: Iterable[tuple[int, Sequence[Any]]],
-    batch: int = BATCH,
+    batch: int | None = None,
     *,
     held: bool = False,
     references: bool = False,
@@ -576,6 +586,7 @@ def score_batches(
     pending: dict[tuple[Any, ...], list[tuple[int, Sequence[Any]]]] = {}
     known = stored or {}
     width = 12 + 4 * held + 4 * references
+    batch = batch or batch_size(calendar)
 
     def run(items: list[tuple[int, Sequence[Any]]]) -> tuple[list[int], FloatArray]:
         dense = Dense.of_many(calendar, [columns for _, columns in items])

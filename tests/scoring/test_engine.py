@@ -19,9 +19,12 @@ from hypothesis import strategies as st
 
 from api.scoring.aggregates import AGGREGATIONS, RATIO_AGGREGATIONS, Point, Series
 from api.scoring.engine import (
+    BATCH,
+    MAX_BATCH,
     Calendar,
     Dense,
     baselines_of,
+    batch_size,
     has_current_data,
     has_window_data,
     score_columns,
@@ -230,6 +233,15 @@ def test_a_batch_scores_each_metric_to_the_same_bits_as_alone(data: Any) -> None
     for i, (spec, points) in enumerate(zip(batch, series, strict=True)):
         alone = score_columns(spec, calendar, Dense(calendar, *_columns(points)))
         assert np.array_equal(together[i], alone, equal_nan=True), (i, spec)
+
+
+def test_batches_are_sized_by_the_days_they_hold() -> None:
+    """A full rescore's calendar (ten years of as-of dates and a baseline year) keeps batches
+    of ``BATCH`` metrics; a day's rescore (weeks of as-of dates) takes up to ``MAX_BATCH``."""
+    decade = Calendar(date_range(D(2016, 12, 2), D(2026, 12, 1)), 1)
+    assert 32 <= batch_size(decade) <= BATCH
+    weeks = Calendar(date_range(D(2026, 12, 2), D(2027, 3, 31)), 0)
+    assert batch_size(weeks) == MAX_BATCH
 
 
 def test_a_batch_refuses_specs_that_do_not_share_a_key() -> None:
