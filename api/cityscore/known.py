@@ -35,7 +35,7 @@ from sqlmodel import Session
 from api.errors import BadRequest
 from api.http.params import instant_query, parse_instant
 from api.metrics.revisions import Definition, definitions_at
-from api.scoring.engine import Calendar, score_stream
+from api.scoring.engine import Calendar, metric_rows, score_batches
 from api.scoring.scores import MetricSpec, WindowScore, mean_score
 from api.scoring.windows import WINDOW_NAMES, date_range
 from db.dialect import mark, raw_param
@@ -201,7 +201,7 @@ class KnownAt:
         calendar = Calendar(dates, years)
         points = _columns(self.session, self.instant, sorted(specs), calendar.spans())
         stream = ((m, points.get(m, EMPTY)) for m in specs)
-        return dict(score_stream(specs, calendar, stream))
+        return dict(metric_rows(score_batches(specs, calendar, stream)))
 
     def scores_for(
         self, metric_ids: Sequence[int], as_of: dt.date

@@ -31,8 +31,8 @@ from api.scoring.engine import (
     Calendar,
     FloatArray,
     IntArray,
+    metric_rows,
     score_batches,
-    score_stream,
 )
 from api.scoring.scores import MetricSpec
 from api.scoring.windows import (
@@ -61,7 +61,7 @@ C = CityScoreDaily.__table__  # type: ignore[attr-defined]
 
 RUN_FIGURES = ("score", "numerator", "denominator")
 SCORE_COLUMNS = tuple(f"{w}_{part}" for w in WINDOW_NAMES for part in RUN_FIGURES)
-HELD = 12  # score_stream(held=True): columns 12..15 say whether each window holds a point
+HELD = 12  # score_batches(held=True): columns 12..15 say whether each window holds a point
 REFERENCE = 16  # and (references=True) 16..19 the baseline each window was scored against
 # After a metric's last value, scores are materialised as far as windows reach (later as-of
 # dates, which no window of theirs sees any value, are computed on read).
@@ -309,7 +309,9 @@ def rescore_metrics(
     calendar = Calendar(date_range(dt.date.fromordinal(first), dt.date.fromordinal(last)), years)
     city = _InMemoryCity(session, ids, calendar)
     writer = _RunRows(session)
-    for metric_id, scores in score_stream(specs, calendar, points, held=True, references=True):
+    for metric_id, scores in metric_rows(
+        score_batches(specs, calendar, points, held=True, references=True)
+    ):
         a, b = spans[metric_id]
         inside = (calendar.as_of >= a) & (calendar.as_of <= b)
         writer.add(metric_id, calendar.as_of[inside], scores[inside])

@@ -560,21 +560,11 @@ def batch_size(calendar: Calendar) -> int:
     return max(1, min(MAX_BATCH, BATCH_CELLS // max(cells, 1)))
 
 
-def score_stream(
-    specs: Mapping[int, MetricSpec],
-    calendar: Calendar,
-    points: Iterable[tuple[int, Sequence[Any]]],
-    batch: int | None = None,
-    *,
-    held: bool = False,
-    references: bool = False,
-    stored: Mapping[int, Mapping[str, FloatArray]] | None = None,
+def metric_rows(
+    batches: Iterable[tuple[list[int], FloatArray]],
 ) -> Iterator[tuple[int, FloatArray]]:
-    """(metric id, (as-of dates, 12) scores) for a stream of (metric id, columns): the rows
-    of ``score_batches``, one metric at a time."""
-    batches = score_batches(
-        specs, calendar, points, batch, held=held, references=references, stored=stored
-    )
+    """(metric id, (as-of dates, width) scores), one metric at a time, from the batches of
+    ``score_batches``."""
     for ids, scores in batches:
         yield from zip(ids, scores, strict=True)
 
