@@ -235,6 +235,32 @@ def copy_anchor(
 RECOMPUTE_POSTS = 3  # one-day batches; the line is their median, every time is noted
 
 
+def _timed_posts(
+    api: Server, cat: Catalogue, headers: dict[str, str]
+) -> tuple[list[float], str, httpx.Response | None]:
+    """Post the last day for every metric ``RECOMPUTE_POSTS`` times: (seconds of each post,
+    the last receipt, the response that was not a 200, if one was).
+
+    One client for the posts, built before the clock starts: ``httpx.post()`` builds a
+    client (and its TLS context) per call, ~30 ms of the client's own time. No keep-alive,
+    so each post still opens its own connection and may reach either worker."""
+    rng = random.Random(time.time_ns())
+    times: list[float] = []
+    receipt = ""
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(timeout=600, limits=limits) as client:
+        for _ in range(RECOMPUTE_POSTS):
+            body = orjson.dumps(ingest_rows(cat, cat.metrics, [cat.last], rng))
+            began = time.perf_counter()
+            response = client.post(api.base + "/v1/ingest/values", content=body, headers=headers)
+            elapsed = time.perf_counter() - began
+            if response.status_code != 200:
+                return times, receipt, response
+            times.append(elapsed)
+            receipt = response.text[:200]
+    return times, receipt, None
+
+
 def recompute(api: Server, url: str, cat: Catalogue, report: Report) -> None:
     """6b: the last day's value for every metric, posted ``RECOMPUTE_POSTS`` times (new
     random values each time, so every post changes every metric): one post's time is as
@@ -242,32 +268,18 @@ def recompute(api: Server, url: str, cat: Catalogue, report: Report) -> None:
     note lists them all."""
     key = create_key(url, "--admin")
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    rng = random.Random(time.time_ns())
     label = f"6b. Ingest one day for all {len(cat.metrics):,} metrics + score recompute, PG (s)"
-    times: list[float] = []
-    receipt = ""
     before = checkpoints(url)
-    for _ in range(RECOMPUTE_POSTS):
-        body = orjson.dumps(ingest_rows(cat, cat.metrics, [cat.last], rng))
-        began = time.perf_counter()
-        response = httpx.post(
-            api.base + "/v1/ingest/values", content=body, headers=headers, timeout=600
-        )
-        elapsed = time.perf_counter() - began
-        if response.status_code in (404, 405):
-            report.note(
-                f"recompute: POST /v1/ingest/values answered {response.status_code}: not available"
-            )
-            report.add(
-                label, f"not available (HTTP {response.status_code})", "-", "-", "none set", "n/a"
-            )
-            return
-        if response.status_code != 200:
-            report.note(f"recompute: HTTP {response.status_code}: {response.text[:300]}")
-            report.add(label, f"failed (HTTP {response.status_code})", "-", "-", "none set", "n/a")
-            return
-        times.append(elapsed)
-        receipt = response.text[:200]
+    times, receipt, failed = _timed_posts(api, cat, headers)
+    if failed is not None:
+        status = failed.status_code
+        if status in (404, 405):
+            report.note(f"recompute: POST /v1/ingest/values answered {status}: not available")
+            report.add(label, f"not available (HTTP {status})", "-", "-", "none set", "n/a")
+        else:
+            report.note(f"recompute: HTTP {status}: {failed.text[:300]}")
+            report.add(label, f"failed (HTTP {status})", "-", "-", "none set", "n/a")
+        return
     median = statistics.median(times)
     report.note(
         f"recompute: {len(cat.metrics)} rows for {cat.last}, {len(times)} posts in "
