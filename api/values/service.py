@@ -7,6 +7,7 @@ CSV download on PostgreSQL is PostgreSQL's own ``COPY ... TO STDOUT`` streamed t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -191,9 +192,14 @@ class _SqliteText:
 
     def __init__(self, names: dict[int, tuple[str, str]]) -> None:
         self.names = names
-        self.prefixes = {m: f"{slug},{department}," for m, (slug, department) in names.items()}
         self.instants: dict[str, str] = {}
         self.tails: tuple[dict[str, str], dict[str, str]] = ({}, {})
+
+    @functools.cached_property
+    def prefixes(self) -> dict[int, str]:
+        """Each metric's first two CSV cells. Only the CSV needs them: a JSON page of a
+        1,000-metric catalogue would spend ~0.25 ms making them (6% of a 1-row page)."""
+        return {m: f"{slug},{department}," for m, (slug, department) in self.names.items()}
 
     def instant(self, raw: str) -> str:
         """The instant as orjson writes one (no ".000000")."""

@@ -385,6 +385,21 @@ def test_bulk_values_text_with_many_instants_and_a_moved_metric(
     expect("police")
 
 
+def test_a_json_page_of_bulk_values_formats_no_csv_cells() -> None:
+    """The CSV's per-metric prefixes are made only for the CSV: a JSON page of a large
+    catalogue would otherwise pay for every metric's prefix, whatever rows it holds."""
+    from api.values import service
+
+    names = {m: (f"m{m}", "parks") for m in range(1, 1001)}
+    text = service._SqliteText(names)
+    row = (7, "2026-01-01", 1.5, None, None, 0, "2026-01-02 03:04:05.000000")
+    assert text.json_rows([row]) == [
+        ("m7", "parks", "2026-01-01", 1.5, None, None, False, "2026-01-02T03:04:05Z")
+    ]
+    assert "prefixes" not in vars(text)
+    assert text.csv_text([row]) == "m7,parks,2026-01-01,1.5,,,false,2026-01-02T03:04:05Z\n"
+
+
 def test_value_revisions(client: TestClient, session: Session, admin: dict) -> None:
     put_department(client, admin, "parks")
     put_metric(client, admin, "m1", "parks")
