@@ -290,6 +290,36 @@ def test_garbage_never_500(live: Live, garbage: str) -> None:
                 assert r.json()["code"] == "query.soql.invalid"
 
 
+# Nesting a recursive compiler would follow frame by frame: within 4,000 characters these
+# reach 600-800 levels, past Python's recursion limit (they gave 500s).
+DEEP = [
+    "NOT " * 600 + "value > 1",
+    "value" + " + 1" * 800 + " > 1",
+]
+
+
+@pytest.mark.parametrize("clause", ["$where", "$select", "$order"])
+@pytest.mark.parametrize("deep", DEEP, ids=["not", "plus"])
+def test_deep_nesting_is_a_soda_400(live: Live, clause: str, deep: str) -> None:
+    for suffix in (".json", ".csv"):
+        r = httpx.get(live.url + "/resource/values" + suffix, params={clause: deep})
+        assert r.status_code == 400, (clause, suffix, r.text[:300])
+        body = r.json()
+        assert body["code"] == "query.soql.invalid" and "nested" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["NOT " * 50 + "value > 1", "(" * 900 + "value > 1" + ")" * 900],  # NOTs: an even count
+    ids=["nots", "parentheses"],  # parentheses group; they add no level
+)
+def test_nesting_up_to_the_limit_is_answered(live: Live, where: str) -> None:
+    url = live.url + "/resource/values.json"
+    r = httpx.get(url, params={"$where": where, "$limit": 5})
+    assert r.status_code == 200, r.text
+    assert r.json() == httpx.get(url, params={"$where": "value > 1", "$limit": 5}).json()
+
+
 def test_conditional_get(live: Live) -> None:
     url = live.url + "/resource/metrics.json"
     first = httpx.get(url, params={"$select": "slug"})

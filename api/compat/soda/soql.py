@@ -27,6 +27,10 @@ PARSER = Lark(
     start=["start_select", "start_where", "start_order", "start_group", "start_sql"],
     maybe_placeholders=False,
 )
+# The compiler (and SQLAlchemy's) recurse once per level: deeper clauses are refused before
+# they reach Python's recursion limit. Real queries nest a few levels; a long OR chain of
+# one column is what in(...) is for.
+MAX_DEPTH = 100
 AGGREGATES = {"count", "sum", "avg", "min", "max"}
 FUNCTIONS = AGGREGATES | {"upper", "lower"}
 
@@ -45,7 +49,7 @@ def parse(parameter: str, text: str) -> Tree:
     if len(text) > 4000:
         raise SoQLError(f"{parameter} is longer than 4000 characters.", {"parameter": parameter})
     try:
-        return PARSER.parse(text, start="start_" + parameter.lstrip("$"))
+        tree = PARSER.parse(text, start="start_" + parameter.lstrip("$"))
     except UnexpectedInput as exc:
         found = (
             repr(text[exc.pos_in_stream])
@@ -60,6 +64,22 @@ def parse(parameter: str, text: str) -> Tree:
         ) from None
     except LarkError as exc:
         raise SoQLError(f"Could not parse {parameter}: {exc}", {"parameter": parameter}) from None
+    _check_depth(parameter, tree)
+    return tree
+
+
+def _check_depth(parameter: str, tree: Tree) -> None:
+    """Refuse a clause nested deeper than ``MAX_DEPTH`` (walked without recursion)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SoQLError(
+                f"{parameter} is nested more than {MAX_DEPTH} levels deep; "
+                "for a long list of alternatives use in(...).",
+                {"parameter": parameter, "max_depth": MAX_DEPTH},
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
 @dataclass(frozen=True)
