@@ -9,7 +9,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+import orjson
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +32,7 @@ from api.http.formats import CsvSuffixMiddleware, HeadMiddleware, NulGuardMiddle
 from api.http.guards import WriteGuard
 from api.http.lifespan import extend_lifespan
 from api.http.ratelimit import WINDOW_SECONDS, MemoryCounter, RateLimitMiddleware, make_counter
-from api.http.respond import ResponseCache, json_response
+from api.http.respond import ResponseCache, hashed, json_response
 from api.http.security import SecurityHeadersMiddleware
 from api.http.streaming import ExportSlots
 from api.ingest.router import router as ingest_router
@@ -55,6 +56,7 @@ from db.replicas import ReadRouter, ReadSession, read_urls
 from db.session import make_engine, session_factory
 
 VERSION = "1.0.0"
+OPENAPI_URL = "/v1/openapi.json"
 log = logging.getLogger("cityscore")
 
 
@@ -106,7 +108,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         + (api_doc or "")
         + " JSON by default; CSV with a `.csv` suffix on any collection path or "
         "`Accept: text/csv`. Errors are RFC 9457 problem+json.",
-        openapi_url="/v1/openapi.json",
+        openapi_url=None,  # served by install_openapi, with the API's caching
         docs_url=None,  # /docs and /redoc are site pages with locally served bundles
         redoc_url=None,
     )
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None, *, bind: Any = None) -> FastAPI
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    install_openapi(app)
 
     for router in ROUTERS:
         app.include_router(router)
@@ -284,6 +287,17 @@ def install_health(app: FastAPI) -> None:
         if problem is not None:
             return api_error_response(ServiceUnavailable(problem))
         return json_response({"status": "ready"})
+
+
+def install_openapi(app: FastAPI) -> None:
+    """``/v1/openapi.json``: the document as bytes made once, with an ETag (a public GET)."""
+    made: list[bytes] = []
+
+    @app.get(OPENAPI_URL, include_in_schema=False)
+    def openapi_json(request: Request) -> Response:
+        if not made:
+            made.append(orjson.dumps(app.openapi()))
+        return hashed(request, made[0])
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from api.changes import service as changes
 from api.cityscore.schemas import CSV_COLUMNS, HISTORY_COLUMNS, HistoryRow
 from api.departments.schemas import DEPARTMENT_COLUMNS, DepartmentOut
 from api.deps import SessionDep, SettingsDep
+from api.http.respond import hashed
 from api.metrics.schemas import METRIC_COLUMNS, MetricOut
 from api.scorecards.schemas import SCORECARD_COLUMNS, ScorecardRow
 from api.settings import Settings
@@ -30,7 +31,6 @@ from api.values.schemas import VALUE_COLUMNS, ValueRow
 
 router = APIRouter(tags=["compat: catalogues"])
 
-JSON_TYPE = "application/json"
 DCAT_CONTEXT = "https://project-open-data.cio.gov/v1.1/schema/catalog.jsonld"
 DCAT_SCHEMA = "https://project-open-data.cio.gov/v1.1/schema"
 LICENSE = "https://opendatacommons.org/licenses/pddl/1-0/"
@@ -258,11 +258,11 @@ def data_json(session: Session, settings: Settings, base: str) -> dict[str, Any]
 def get_data_json(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """Every dataset with a CSV and a JSON distribution (Project Open Data's data.json)."""
     body = data_json(session, settings, _base(request, settings))
-    return Response(orjson.dumps(body), media_type=JSON_TYPE)
+    scopes = sorted({s for e in ENTRIES for s in e.scopes})
+    return hashed(request, orjson.dumps(body), changes.version(session, *scopes))
 
 
 @router.get("/v1/datapackage.json", operation_id="dataPackage", summary="Frictionless Data Package")
 def get_datapackage(request: Request, settings: SettingsDep) -> Response:
     """Every CSV as a Data Package resource with its Table Schema."""
-    body = datapackage(_base(request, settings), settings)
-    return Response(orjson.dumps(body), media_type=JSON_TYPE)
+    return hashed(request, orjson.dumps(datapackage(_base(request, settings), settings)))

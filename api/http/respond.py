@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -319,6 +320,29 @@ def json_response(
     return Response(
         _json(body), status_code=status_code, media_type="application/json", headers=headers
     )
+
+
+# Documents that follow from the code alone (the OpenAPI file, the Data Package descriptor)
+# cannot have changed since this process started: their Last-Modified.
+STARTED = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def hashed(
+    request: Request,
+    content: bytes,
+    data: Version | None = None,
+    media_type: str = "application/json",
+) -> Response:
+    """A built GET answer with the API's caching and 304 on a match: its ETag covers the hash
+    of its bytes and ``data``, the version of the data behind it (whose change time is its
+    Last-Modified). Without ``data`` the document follows from the code alone."""
+    last_modified = STARTED if data is None else data.last_modified
+    version = Version(hashlib.sha256(content).hexdigest()[:32], last_modified)
+    etag = make_etag(request, version, media_type, "" if data is None else data.token)
+    headers = cache_headers(etag, version)
+    if not_modified(request, etag, version):
+        return not_modified_response(headers)
+    return Response(content, media_type=media_type, headers=headers)
 
 
 def rendered(

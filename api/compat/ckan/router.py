@@ -12,8 +12,10 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlmodel import Session
 from starlette.responses import Response
 
+from api.changes import service as changes
 from api.compat.ckan import service
 from api.compat.ckan.resources import BY_ID
 from api.compat.ckan.search import MAX_LIMIT, CkanError
@@ -21,7 +23,7 @@ from api.compat.seek import seek_cache
 from api.deps import SessionDep, SettingsDep
 from api.http.csv import csv_lines
 from api.http.params import CSV_FORM
-from api.http.respond import csv_stream
+from api.http.respond import csv_stream, hashed
 
 router = APIRouter(tags=["compat: CKAN"])
 
@@ -38,9 +40,21 @@ def _help(request: Request, action: str) -> str:
     return f"{str(request.base_url).rstrip('/')}/api/3/action/help_show?name={action}"
 
 
-def envelope(request: Request, action: str, result: Any) -> Response:
-    body = {"help": _help(request, action), "success": True, "result": result}
-    return Response(orjson.dumps(body), media_type=JSON_TYPE)
+# Every scope a CKAN resource reads (runs, definitions, summary, daily values).
+SCOPES = ("runs", "scores", "metrics", "departments", "values")
+
+
+def envelope(
+    request: Request, action: str, result: Any, session: Session | None = None
+) -> Response:
+    """CKAN's success envelope. A GET has the API's caching (``session``: the store whose
+    data versions it covers); a POST is an action call, answered uncached."""
+    body = orjson.dumps({"help": _help(request, action), "success": True, "result": result})
+    if request.method != "GET":
+        return Response(body, media_type=JSON_TYPE)
+    if session is None:  # package_list: follows from the code alone
+        return hashed(request, body)
+    return hashed(request, body, changes.version(session, *SCOPES))
 
 
 def ckan_error(request: Request, exc: CkanError) -> Response:
@@ -158,7 +172,8 @@ def package_show(
 ) -> Response:
     """The `cityscore` package and its four resources."""
     base = _base(request, settings.public_base_url)
-    return envelope(request, "package_show", service.package_show(session, settings, data, base))
+    result = service.package_show(session, settings, data, base)
+    return envelope(request, "package_show", result, session)
 
 
 def resource_show(
@@ -170,7 +185,8 @@ def resource_show(
 ) -> Response:
     """One resource's metadata (its `url` is the full CSV download)."""
     base = _base(request, settings.public_base_url)
-    return envelope(request, "resource_show", service.resource_show(session, settings, data, base))
+    result = service.resource_show(session, settings, data, base)
+    return envelope(request, "resource_show", result, session)
 
 
 def datastore_search(
@@ -192,7 +208,7 @@ def datastore_search(
     result = service.datastore_search(
         session, settings, data, request.url.path, seek_cache(request.app.state)
     )
-    return envelope(request, "datastore_search", result)
+    return envelope(request, "datastore_search", result, session)
 
 
 def datastore_search_sql(
@@ -201,7 +217,7 @@ def datastore_search_sql(
     """403 Authorization Error unless `CKAN_DATASTORE_SQL_ENABLED` is set; then one
     `SELECT ... FROM "daily-values" [WHERE] [GROUP BY] [ORDER BY] [LIMIT] [OFFSET]`."""
     result = service.datastore_search_sql(session, settings, data)
-    return envelope(request, "datastore_search_sql", result)
+    return envelope(request, "datastore_search_sql", result, session)
 
 
 _register("package_list", package_list, "CKAN package_list")

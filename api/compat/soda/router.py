@@ -8,12 +8,14 @@ import orjson
 from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
+from api.changes import service as changes
 from api.compat.seek import seek_cache
 from api.compat.soda import render, service
 from api.compat.soda.query import DEFAULT_LIMIT, MAX_LIMIT
 from api.deps import SessionDep, SettingsDep
 from api.http.caching import cache_headers, make_etag, not_modified, not_modified_response
 from api.http.csv import csv_lines
+from api.http.respond import hashed
 
 router = APIRouter(tags=["compat: SODA"])
 
@@ -164,7 +166,10 @@ def soda_plain(
     responses=ERRORS,
     summary="SODA dataset metadata",
 )
-def soda_metadata(session: SessionDep, settings: SettingsDep, dataset: DatasetName) -> Response:
+def soda_metadata(
+    request: Request, session: SessionDep, settings: SettingsDep, dataset: DatasetName
+) -> Response:
     """The dataset's name, columns (`fieldName`, `dataTypeName`) and `rowsUpdatedAt` (epoch s)."""
     body = service.metadata(session, dataset, settings.today())
-    return Response(orjson.dumps(body), media_type=JSON_TYPE)
+    version = changes.version(session, *service.find(dataset, settings.today()).scopes)
+    return hashed(request, orjson.dumps(body), version)
