@@ -189,7 +189,8 @@ async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
         413: "Content Too Large",
     }
     title = titles.get(exc.status_code, "Error")
-    slug = title.lower().replace(" ", "-")
+    # The same condition raised as an APIError elsewhere keeps that class's problem type.
+    slug = {413: PayloadTooLarge.slug}.get(exc.status_code) or title.lower().replace(" ", "-")
     return problem_response(
         exc.status_code, title, slug, str(exc.detail), headers=getattr(exc, "headers", None)
     )

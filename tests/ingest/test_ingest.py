@@ -437,6 +437,10 @@ def test_too_many_records_or_bytes_is_413(
     r = small_client.post(URL, content=chunks(), headers={**dept, "Content-Type": "text/csv"})
     assert r.status_code == 413, r.text
     assert count(session, V) == 3
+    # One problem type for one condition, however the size was found out.
+    types = {post(small_client, dept, big).json()["type"], r.json()["type"]}
+    types.add(post(small_client, dept, rows).json()["type"])
+    assert types == {"https://cityscore.dev/problems/too-large"}, types
 
 
 # --- keys and scope ------------------------------------------------------------------------
