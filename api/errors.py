@@ -142,6 +142,10 @@ def _validation_errors(exc: RequestValidationError) -> tuple[bool, list[dict[str
         where = loc[0] if loc else ""
         in_body = in_body or where == "body"
         rest = loc[1:]
+        if err.get("type") == "json_invalid":  # loc holds the character offset, not a row
+            out.append({"row": None, "field": "body", "message": err["msg"]})
+            in_body = True
+            continue
         row = rest[0] if rest and isinstance(rest[0], int) else None
         field_parts = [str(p) for p in (rest[1:] if row is not None else rest)]
         out.append(

@@ -8,9 +8,9 @@ from api.audit import service as audit
 from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
-from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
+from api.http.docs import CSV_CONTENT, JSON_WRITE_ERRORS, READ_ERRORS, WRITE_ERRORS
 from api.http.memory_first import memory_first
-from api.http.params import PAGED, parse_search
+from api.http.params import JSON_BODY, PAGED, parse_search
 from api.schemas import ANALYSIS_SLUG, SLUG_PATTERN
 
 router = APIRouter(prefix="/v1/analyses", tags=["analyses"], responses=READ_ERRORS)
@@ -77,7 +77,8 @@ def get_analysis(
     "/{slug}",
     response_model=AnalysisOut,
     operation_id="putAnalysis",
-    responses={201: {"model": AnalysisOut, "description": "Created"}, **WRITE_ERRORS},
+    responses={201: {"model": AnalysisOut, "description": "Created"}, **JSON_WRITE_ERRORS},
+    dependencies=JSON_BODY,
 )
 def put_analysis(
     session: SessionDep,

@@ -8,9 +8,9 @@ from api.departments import service
 from api.departments.schemas import DepartmentIn, DepartmentList, DepartmentOut
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
-from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
+from api.http.docs import CSV_CONTENT, JSON_WRITE_ERRORS, READ_ERRORS
 from api.http.memory_first import memory_first
-from api.http.params import PAGED
+from api.http.params import JSON_BODY, PAGED
 from api.schemas import DEPARTMENT_SLUG, SLUG_PATTERN
 
 router = APIRouter(prefix="/v1/departments", tags=["departments"], responses=READ_ERRORS)
@@ -49,7 +49,8 @@ def get_department(
     "/{slug}",
     response_model=DepartmentOut,
     operation_id="putDepartment",
-    responses={201: {"model": DepartmentOut, "description": "Created"}, **WRITE_ERRORS},
+    responses={201: {"model": DepartmentOut, "description": "Created"}, **JSON_WRITE_ERRORS},
+    dependencies=JSON_BODY,
 )
 def put_department(
     session: SessionDep,

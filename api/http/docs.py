@@ -54,6 +54,10 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     429: problem_response_doc("Rate limit exceeded (see Retry-After)"),
     503: problem_response_doc("The data store is unavailable"),
 }
+JSON_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **WRITE_ERRORS,
+    415: problem_response_doc("The body is not application/json"),
+}
 CSV_CONTENT: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "JSON; CSV with a `.csv` suffix or `Accept: text/csv` (every row, streamed)",

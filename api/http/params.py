@@ -7,9 +7,9 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path, Query, Request
 
-from api.errors import BadRequest
+from api.errors import BadRequest, UnsupportedMediaType
 from api.http.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -160,5 +160,20 @@ async def _bom_only(bom: BomParam = None) -> None:
 
 # ``dependencies=`` of a route: PAGED on collections (JSON pages and CSV), CSV_FORM on
 # single documents with a CSV twin.
+def _json_only(request: Request) -> None:
+    """A JSON body's media type, checked before the body is validated: what FastAPI parses as
+    JSON (application/json, application/*+json), else a 415 rather than a 422 about a
+    dictionary. FastAPI reads a body without a Content-Type as bytes: that is a 415 too."""
+    mime = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json")):
+        return
+    raise UnsupportedMediaType(
+        f"Content-Type '{mime[:100]}' is not accepted: send application/json."
+        if mime
+        else "The body needs Content-Type: application/json."
+    )
+
+
 PAGED = [Depends(_paged)]
 CSV_FORM = [Depends(_bom_only)]
+JSON_BODY = [Depends(_json_only)]

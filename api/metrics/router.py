@@ -8,9 +8,9 @@ from api.audit import service as audit
 from api.changes import service as changes
 from api.deps import AdminKey, SessionDep, SettingsDep
 from api.http import respond
-from api.http.docs import CSV_CONTENT, READ_ERRORS, WRITE_ERRORS
+from api.http.docs import CSV_CONTENT, JSON_WRITE_ERRORS, READ_ERRORS
 from api.http.memory_first import memory_first
-from api.http.params import PAGED, bool_query, parse_bool, parse_date, parse_search
+from api.http.params import JSON_BODY, PAGED, bool_query, parse_bool, parse_date, parse_search
 from api.metrics import revisions, service
 from api.metrics.schemas import MetricIn, MetricList, MetricOut, MetricRevisionList
 from api.schemas import METRIC_SLUG, SLUG_PATTERN
@@ -143,7 +143,8 @@ def get_metric_sparkline(
     "/{slug}",
     response_model=MetricOut,
     operation_id="putMetric",
-    responses={201: {"model": MetricOut, "description": "Created"}, **WRITE_ERRORS},
+    responses={201: {"model": MetricOut, "description": "Created"}, **JSON_WRITE_ERRORS},
+    dependencies=JSON_BODY,
 )
 def put_metric(
     session: SessionDep,

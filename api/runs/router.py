@@ -12,9 +12,9 @@ from api.errors import NotFound
 from api.http import respond
 from api.http.caching import cache_headers, make_etag, not_modified, not_modified_response
 from api.http.csv import csv_lines
-from api.http.docs import READ_ERRORS, WRITE_ERRORS
+from api.http.docs import JSON_WRITE_ERRORS, READ_ERRORS
 from api.http.formats import wants_csv
-from api.http.params import PAGED, check_range, date_query, parse_bool, parse_date
+from api.http.params import JSON_BODY, PAGED, check_range, date_query, parse_bool, parse_date
 from api.runs import service
 from api.runs.schemas import FULL_METRIC_LIST_COLUMNS, RunIn, RunList, RunOut, Summary
 
@@ -36,7 +36,8 @@ def _csv_doc(what: str) -> dict[int | str, dict[str, Any]]:
     status_code=201,
     response_model=RunOut,
     operation_id="createCityScoreRun",
-    responses={201: {"model": RunOut, "description": "Recorded"}, **WRITE_ERRORS},
+    responses={201: {"model": RunOut, "description": "Recorded"}, **JSON_WRITE_ERRORS},
+    dependencies=JSON_BODY,
 )
 def post_run(session: SessionDep, settings: SettingsDep, key: AdminKey, body: RunIn) -> Response:
     """Record a published run (admin key): CityScore as of `as_of`, as known now.
