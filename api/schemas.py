@@ -6,7 +6,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 SLUG_RE = re.compile(SLUG_PATTERN)
@@ -26,6 +26,34 @@ def _finite(x: float) -> float:
 
 
 FiniteFloat = Annotated[float, AfterValidator(_finite)]
+
+
+def _no_nul(value: Any) -> bool:
+    """Whether no string in ``value`` (nested lists and objects included) holds a NUL."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return False
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+    return True
+
+
+class Body(BaseModel):
+    """A request body's model. No text field may hold a NUL character: PostgreSQL cannot
+    store one and SQLite would, so it is a 422 on both stores before any write."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        if not _no_nul(value):
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 def example(value: dict[str, Any], **config: Any) -> ConfigDict:

@@ -4,10 +4,10 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from api.schemas import Slug, example, page_example
+from api.schemas import Body, Slug, example, page_example
 
 
-class AnalysisIn(BaseModel):
+class AnalysisIn(Body):
     model_config = example(
         {
             "title": "311 Call Center Improvements",

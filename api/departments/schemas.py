@@ -4,10 +4,10 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from api.schemas import example, page_example
+from api.schemas import Body, example, page_example
 
 
-class DepartmentIn(BaseModel):
+class DepartmentIn(Body):
     model_config = example(
         {
             "name": "311 Customer Service",

@@ -54,4 +54,6 @@ def decode_cursor(raw: str, fingerprint: str, width: int) -> list[Any]:
     key = payload["k"]
     if len(key) != width or not all(isinstance(v, str | int | float) for v in key):
         raise BadRequest("cursor is malformed.")
+    if any(isinstance(v, str) and "\x00" in v for v in key):  # no key holds one
+        raise BadRequest("cursor is malformed.")
     return key

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.schemas import FiniteFloat, Slug, example, page_example
+from api.schemas import Body, FiniteFloat, Slug, example, page_example
 from api.scoring.kinds import Aggregation, Direction, Reference
 
 
@@ -33,14 +33,14 @@ METRIC_EXAMPLE: dict[str, Any] = {
 }
 
 
-class TargetIn(BaseModel):
+class TargetIn(Body):
     model_config = ConfigDict(extra="forbid")
 
     effective_from: dt.date
     value: FiniteFloat = Field(gt=0)
 
 
-class MetricIn(BaseModel):
+class MetricIn(Body):
     model_config = example(
         {k: METRIC_EXAMPLE[k] for k in ("name", "description", "department", "unit")}
         | {k: METRIC_EXAMPLE[k] for k in ("direction", "aggregation", "reference", "targets")}

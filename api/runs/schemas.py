@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import BaseModel
 
-from api.schemas import example, page_example
+from api.schemas import Body, example, page_example
 from api.scoring.windows import WINDOW_NAMES
 
 FIGURE_COLUMNS = tuple(
@@ -23,7 +23,7 @@ FULL_METRIC_LIST_COLUMNS = (
 )
 
 
-class RunIn(BaseModel):
+class RunIn(Body):
     model_config = example({"as_of": "2026-05-16"}, extra="forbid")
 
     as_of: dt.date

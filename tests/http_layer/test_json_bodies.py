@@ -4,11 +4,17 @@ names the body (not a row: these bodies are one object), and nothing is written.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from tests._data import admin_headers, put_department
+from tests._data import admin_headers, metric_body, put_department
+
+ANALYSIS = {"title": "T", "body_markdown": "B", "published_on": "2026-05-01"}
 
 WRITES = [
     ("PUT", "/v1/departments/zz"),
@@ -54,3 +60,55 @@ def test_unparseable_json_names_the_body_not_a_row(client: TestClient, session: 
     assert r.status_code == 422, r.text
     errors = r.json()["errors"]
     assert errors and all(e["row"] is None and e["field"] == "body" for e in errors), errors
+
+
+def test_a_nul_in_any_text_field_is_a_422_on_both_stores(
+    client: TestClient, session: Session
+) -> None:
+    """PostgreSQL refused a NUL with a 400 about the store; SQLite stored it."""
+    headers = admin_headers(session)
+    put_department(client, headers, "one")
+    cases = [
+        ("/v1/departments/nul", {"name": "x\x00y", "cabinet": "Operations"}, "name"),
+        ("/v1/metrics/nul", {**metric_body("one"), "description": "a\x00"}, "description"),
+        (
+            "/v1/metrics/nul",
+            {
+                **metric_body("one"),
+                "targets": [{"effective_from": "2026-01-01", "value": 1, "x\x00": 1}],
+            },
+            "targets",
+        ),
+        ("/v1/analyses/nul", {**ANALYSIS, "tags": ["ok", "b\x00d"]}, "tags"),
+    ]
+    for path, body, field in cases:
+        r = client.put(path, json=body, headers=headers)
+        assert r.status_code == 422, (path, r.text)
+        assert any(e["field"] == field and "NUL" in e["message"] for e in r.json()["errors"])
+        assert client.get(path).status_code == 404, path
+
+
+def test_a_nul_in_a_cursor_is_a_bad_cursor(client: TestClient) -> None:
+    fingerprint = hashlib.sha256(b"/v1/metrics?").hexdigest()[:16]  # the query's own
+    for key in (["a\x00"], ["a"]):
+        forged = base64.urlsafe_b64encode(orjson.dumps({"k": key, "q": fingerprint})).decode()
+        r = client.get("/v1/metrics", params={"cursor": forged.rstrip("=")})
+        if key == ["a"]:  # the control: a well-formed forged cursor is a page
+            assert r.status_code == 200, r.text
+            continue
+        assert r.status_code == 400, r.text
+        assert r.json()["detail"] == "cursor is malformed."
+
+
+def test_a_nul_in_an_ingest_row_is_a_422_naming_the_row(
+    client: TestClient, session: Session
+) -> None:
+    headers = admin_headers(session)
+    put_department(client, headers, "one")
+    rows = [
+        {"metric": "a\x00", "date": "2026-05-01", "value": 1},
+        {"metric": "b", "date": "2026-05-01\x00", "value": 1},
+    ]
+    r = client.post("/v1/ingest/values", json=rows, headers=headers)
+    assert r.status_code == 422, r.text
+    assert {e["row"] for e in r.json()["errors"]} == {0, 1}, r.text
