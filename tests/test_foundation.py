@@ -53,6 +53,29 @@ def test_readyz_is_503_when_the_store_is_unreachable() -> None:
         assert body["status"] == 503 and body["message"] == body["detail"]
 
 
+def test_a_store_down_speaks_each_clients_language() -> None:
+    """Pages get an HTML page, SODA and CKAN their own envelopes, the API problem+json."""
+    settings = Settings(
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", rate_limit_enabled=False
+    )
+    with TestClient(create_app(settings)) as c:
+        for page in ("/", "/departments", "/metrics"):
+            r = c.get(page)
+            assert r.status_code == 503, (page, r.text[:200])
+            assert r.headers["content-type"].startswith("text/html"), page
+            assert "Temporarily unavailable" in r.text and "<html" in r.text
+        r = c.get("/resource/values.json")
+        assert r.status_code == 503 and r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert body["error"] is True and body["code"] == "service.unavailable", body
+        r = c.get("/api/3/action/package_show", params={"id": "cityscore"})
+        assert r.status_code == 503 and r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert body["success"] is False and body["error"]["message"], body
+        r = c.get("/v1/metrics")
+        assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+
+
 def test_unknown_route_is_problem_json(client: TestClient) -> None:
     r = client.get("/v1/no-such-thing")
     assert r.status_code == 404

@@ -34,6 +34,22 @@ def install(app: FastAPI) -> None:
         ("/api/action/", ckan_400),
     ]
 
+    # A server error (the store down, say) in the layers' own envelopes, status kept.
+    def soda_5xx(_request: Request, status: int, problem: dict[str, Any]) -> Response:
+        code = "service.unavailable" if status == 503 else "internal.error"
+        return soda_error(SodaError(status, code, str(problem.get("detail", ""))))
+
+    def ckan_5xx(request: Request, status: int, problem: dict[str, Any]) -> Response:
+        kind = str(problem.get("title", "Internal Server Error"))
+        return ckan_error(request, CkanError(status, kind, str(problem.get("detail", ""))))
+
+    app.state.server_error_formats = [
+        ("/resource/", soda_5xx),
+        ("/api/views/", soda_5xx),
+        ("/api/3/action/", ckan_5xx),
+        ("/api/action/", ckan_5xx),
+    ]
+
     @app.exception_handler(SodaError)
     async def _soda(_request: Request, exc: SodaError) -> Response:
         return soda_error(exc)
