@@ -11,7 +11,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.changes.cache import BUMPED_KEY, SESSION_KEY, SINCE_KEY
-from api.errors import Forbidden, Unauthorized
+from api.errors import Forbidden, TooManyRequests, Unauthorized
 from api.keys import service as keys_service
 from api.settings import Settings
 from db.models import ApiKey
@@ -92,18 +92,32 @@ def get_api_key(
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        _count_failure(request)
         raise Unauthorized(
             "An API key is required: send 'Authorization: Bearer <key>'.",
             headers={"WWW-Authenticate": 'Bearer realm="cityscore"'},
         )
     key = keys_service.authenticate(session, token.strip())
     if key is None:
+        _count_failure(request)
         raise Unauthorized(
             "The API key is invalid, expired or revoked.",
             headers={"WWW-Authenticate": 'Bearer realm="cityscore", error="invalid_token"'},
         )
     request.state.key_id = key.id  # for the request's log line (the id, never the key)
     return key
+
+
+def _count_failure(request: Request) -> None:
+    """A keyed read without a valid key counts against its address, as a write does in
+    ``WriteGuard``: past ``FAILED_AUTH_PER_MINUTE`` it is a 429."""
+    over = getattr(request.app.state, "failed_auth", None)
+    client = request.client.host if request.client else "unknown"
+    if over is not None and over(client):
+        raise TooManyRequests(
+            "Too many requests with invalid API keys from this address; retry later.",
+            headers={"Retry-After": "60"},
+        )
 
 
 def get_admin_key(key: Annotated[ApiKey, Depends(get_api_key)]) -> ApiKey:

@@ -250,6 +250,7 @@ def add_guards(app: FastAPI, settings: Settings) -> None:
         window = int(time.time() // WINDOW_SECONDS)
         return failures.hit_now(client, window) > settings.failed_auth_per_minute
 
+    app.state.failed_auth = failed_auth  # the keyed reads count their failures too
     app.add_middleware(
         WriteGuard,
         authenticate=authenticate,

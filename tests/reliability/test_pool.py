@@ -52,6 +52,21 @@ def test_failed_authentications_are_limited_per_address(connection: object) -> N
     assert codes[:3] == [401, 401, 401] and codes[3:] == [429, 429]
 
 
+@pytest.mark.parametrize("path", ["/v1/ingest/batches", "/v1/audit"])
+def test_failed_authentications_on_reads_are_limited_too(connection: object, path: str) -> None:
+    """The keyed GETs (receipts, the audit log) counted no failures: 33 bad keys, 33 401s."""
+    settings = Settings(rate_limit_enabled=False, failed_auth_per_minute=3)
+    with TestClient(create_app(settings, bind=connection)) as client:
+        codes = [
+            client.get(path, headers={"Authorization": f"Bearer nope-{n}"}).status_code
+            for n in range(5)
+        ]
+        last = client.get(path, headers={"Authorization": "Bearer nope"})
+    assert codes[:3] == [401, 401, 401] and codes[3:] == [429, 429], codes
+    assert last.headers["retry-after"] == "60"
+    assert last.headers["content-type"] == "application/problem+json"
+
+
 def test_redis_outage_falls_back_to_counting_per_process(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
