@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from api.cityscore import reads
 from api.cityscore.history import HistoryTable
 from api.cityscore.known import KnownAt
 from api.cityscore.materialise import C, M
+from api.errors import ServiceUnavailable
 from api.http.respond import Listing, Row, rows_listing
 from api.scoring.scores import metric_logic
 from api.scoring.windows import WINDOW_NAMES, windows_as_of
@@ -96,6 +98,25 @@ def _date_listing(
     )
 
 
+# CityScore's history as known at an instant is computed on read from every CityScore
+# metric's values: ~28 s for a year of 1,000 metrics on the bench host. One at a time per
+# worker, so such requests cannot take every thread and core; the others are told to retry.
+KNOWN_HISTORY = threading.BoundedSemaphore(1)
+
+
+def _known_history(session: Session, instant: dt.datetime, start: dt.date, end: dt.date) -> Any:
+    if not KNOWN_HISTORY.acquire(blocking=False):
+        raise ServiceUnavailable(
+            "This worker is computing another CityScore history as known at an instant; "
+            "retry shortly.",
+            headers={"Retry-After": "5"},
+        )
+    try:
+        return list(KnownAt(session, instant).cityscore_history(start, end))
+    finally:
+        KNOWN_HISTORY.release()
+
+
 def history_listing(
     session: Session,
     start: dt.date,
@@ -109,7 +130,8 @@ def history_listing(
 
     def load() -> list[Row]:
         if instant is not None:
-            return list(KnownAt(session, instant).cityscore_history(start, end))
+            rows: list[Row] = _known_history(session, instant, start, end)
+            return rows
         if memory is not None:
             return memory.between(start, end)
         return list(reads.cityscore_history(session, start, end))

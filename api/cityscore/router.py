@@ -9,6 +9,7 @@ from api.cityscore import known, publish
 from api.cityscore.known import KNOWN_AT
 from api.cityscore.schemas import CSV_COLUMNS, CityScore, History
 from api.deps import SessionDep, SettingsDep
+from api.errors import BadRequest
 from api.http import respond
 from api.http.docs import CSV_CONTENT, READ_ERRORS
 from api.http.memory_first import memory_first
@@ -22,6 +23,9 @@ SCOPES = ("scores",)
 CSV_TEXT = frozenset({"name", "metric_logic"})
 
 
+KNOWN_HISTORY_DAYS = 366  # the longest CityScore history computed as known at an instant
+
+
 def _default_range(
     start_raw: str | None, end_raw: str | None, today: dt.date
 ) -> tuple[dt.date, dt.date]:
@@ -30,8 +34,6 @@ def _default_range(
     start = start or end - dt.timedelta(days=364)
     check_range(start, end)
     if (end - start).days > 366 * 50:
-        from api.errors import BadRequest
-
         raise BadRequest("The range may span at most 50 years.")
     return start, end
 
@@ -92,6 +94,11 @@ def get_cityscore_history(
     """CityScore per as-of date, one row per date: `{as_of, day, week, month, quarter}`."""
     first, last = _default_range(start, end, settings.today())
     instant = known.parse_known_at(as_known_at)
+    if instant is not None and (last - first).days >= KNOWN_HISTORY_DAYS:
+        raise BadRequest(
+            f"With as_known_at the history spans at most {KNOWN_HISTORY_DAYS} days (it is "
+            "computed on read from every CityScore metric): ask a year at a time."
+        )
     version = changes.dated_version(session, settings.today_began(), end is not None, *SCOPES)
     memory = (
         None if instant is not None else request.app.state.history.table(session, version.token)

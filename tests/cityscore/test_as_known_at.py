@@ -237,3 +237,28 @@ def test_a_metric_filtered_read_as_known_at_seeks_by_metric_and_date(session: Se
         )
     ).scalar_one()
     assert len(session.execute(stmt).all()) == live > 0
+
+
+def test_a_known_at_history_is_bounded_in_span_and_one_at_a_time(
+    client: TestClient, published: dict[str, Any]
+) -> None:
+    """Computed on read from every CityScore metric, a 50-year history as known at an
+    instant held a worker for minutes (~28 s a year on 1,000 metrics)."""
+    from api.cityscore.publish import KNOWN_HISTORY
+
+    at = "as_known_at=" + instant(utcnow())
+    year = client.get(f"/v1/cityscore/history?start=2025-05-17&end=2026-05-17&{at}")
+    assert year.status_code == 200, year.text
+    assert len(year.json()["data"]) == 366
+    r = client.get(f"/v1/cityscore/history?start=1977-01-01&end=2026-05-17&{at}")
+    assert r.status_code == 400 and "366 days" in r.json()["detail"], r.text
+    plain = client.get("/v1/cityscore/history?start=1977-01-01&end=2026-05-17&limit=1")
+    assert plain.status_code == 200  # the materialised history has no such bound
+    assert KNOWN_HISTORY.acquire(blocking=False)  # another request is computing one
+    try:
+        busy = client.get(f"/v1/cityscore/history?start=2026-05-01&end=2026-05-17&{at}")
+    finally:
+        KNOWN_HISTORY.release()
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "5", busy.text
+    again = client.get(f"/v1/cityscore/history?start=2026-05-01&end=2026-05-17&{at}")
+    assert again.status_code == 200
