@@ -28,6 +28,25 @@ def _finite(x: float) -> float:
 FiniteFloat = Annotated[float, AfterValidator(_finite)]
 
 
+def _web_url(url: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", url, re.IGNORECASE):
+        raise ValueError("must be an http:// or https:// address")
+    return url
+
+
+# A link shown on the site: only http(s), never javascript: or data:.
+WebUrl = Annotated[str, StringConstraints(max_length=500), AfterValidator(_web_url)]
+
+
+def _tag(tag: str) -> str:
+    if not tag.strip() or ";" in tag:
+        raise ValueError("a tag is non-empty text without ';' (CSV joins tags with ';')")
+    return tag
+
+
+Tag = Annotated[str, StringConstraints(max_length=100), AfterValidator(_tag)]
+
+
 def _no_nul(value: Any) -> bool:
     """Whether no string in ``value`` (nested lists and objects included) holds a NUL."""
     pending = [value]

@@ -4,7 +4,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from api.schemas import Body, Slug, example, page_example
+from api.schemas import Body, Slug, Tag, example, page_example
 
 
 class AnalysisIn(Body):
@@ -26,7 +26,7 @@ class AnalysisIn(Body):
     body_markdown: str = Field(max_length=1_000_000)
     published_on: dt.date
     departments: list[Slug] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list)
     metrics: list[Slug] = Field(default_factory=list)
 
 

@@ -4,7 +4,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from api.schemas import Body, example, page_example
+from api.schemas import Body, WebUrl, example, page_example
 
 
 class DepartmentIn(Body):
@@ -21,7 +21,7 @@ class DepartmentIn(Body):
     name: str = Field(min_length=1, max_length=200)
     cabinet: str | None = Field(default=None, max_length=200)
     description: str | None = None
-    url: str | None = Field(default=None, max_length=500)
+    url: WebUrl | None = None
 
 
 class DepartmentOut(BaseModel):

@@ -112,3 +112,25 @@ def test_a_nul_in_an_ingest_row_is_a_422_naming_the_row(
     r = client.post("/v1/ingest/values", json=rows, headers=headers)
     assert r.status_code == 422, r.text
     assert {e["row"] for e in r.json()["errors"]} == {0, 1}, r.text
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,x", "ftp://x", "//x"])
+def test_a_department_link_is_http_or_https(client: TestClient, session: Session, url: str) -> None:
+    """The site renders it as <a href>: a javascript: link was stored and rendered."""
+    headers = admin_headers(session)
+    body = {"name": "Zeds", "cabinet": "Operations", "url": url}
+    r = client.put("/v1/departments/zz", json=body, headers=headers)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["url"]
+    ok = client.put("/v1/departments/zz", json={**body, "url": "HTTPS://x.gov/a"}, headers=headers)
+    assert ok.status_code == 201, ok.text
+
+
+def test_tags_survive_the_csv_join(client: TestClient, session: Session) -> None:
+    """Tags join with ';' in CSV: '' and 'a;b' made a cell that split into other tags."""
+    headers = admin_headers(session)
+    r = client.put("/v1/analyses/t", json={**ANALYSIS, "tags": ["", "a;b"]}, headers=headers)
+    assert r.status_code == 422, r.text
+    assert {e["field"] for e in r.json()["errors"]} == {"tags.0", "tags.1"}
+    r = client.put("/v1/analyses/t", json={**ANALYSIS, "tags": ["a", "b c"]}, headers=headers)
+    assert r.status_code == 201, r.text
