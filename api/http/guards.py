@@ -32,6 +32,7 @@ from api.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
+    UnsupportedMediaType,
     api_error_response,
 )
 
@@ -108,6 +109,12 @@ class WriteGuard:
         declared = next((v for k, v in headers if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"The body is larger than the {limit}-byte limit.")
+        encoding = next((v for k, v in headers if k == b"content-encoding"), b"identity")
+        if encoding.strip().lower() != b"identity":  # bodies are read as sent, never inflated
+            shown = encoding.decode("latin-1")[:50]
+            raise UnsupportedMediaType(
+                f"Content-Encoding '{shown}' is not accepted: send the body uncompressed."
+            )
         token = bearer_token(headers)
         try:
             key = await run_in_threadpool(self.authenticate, token)

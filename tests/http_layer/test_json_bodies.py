@@ -5,6 +5,7 @@ names the body (not a row: these bodies are one object), and nothing is written.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 
 import orjson
@@ -134,3 +135,19 @@ def test_tags_survive_the_csv_join(client: TestClient, session: Session) -> None
     assert {e["field"] for e in r.json()["errors"]} == {"tags.0", "tags.1"}
     r = client.put("/v1/analyses/t", json={**ANALYSIS, "tags": ["a", "b c"]}, headers=headers)
     assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(("method", "path"), [*WRITES, ("POST", "/v1/ingest/values")])
+def test_a_compressed_body_is_a_415_that_says_so(
+    client: TestClient, session: Session, method: str, path: str
+) -> None:
+    """A gzip body got a 422 saying it was not UTF-8."""
+    headers = {
+        **admin_headers(session),
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+    }
+    body = gzip.compress(b'[{"metric": "a", "date": "2026-05-01", "value": 1}]')
+    r = client.request(method, path, content=body, headers=headers)
+    assert r.status_code == 415, r.text
+    assert "Content-Encoding 'gzip'" in r.json()["detail"]
