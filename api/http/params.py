@@ -158,12 +158,11 @@ async def _bom_only(bom: BomParam = None) -> None:
     """Declares ``bom`` for documents that also have a CSV form (``async``: no hop)."""
 
 
-# ``dependencies=`` of a route: PAGED on collections (JSON pages and CSV), CSV_FORM on
-# single documents with a CSV twin.
-def _json_only(request: Request) -> None:
+async def _json_only(request: Request) -> None:
     """A JSON body's media type, checked before the body is validated: what FastAPI parses as
     JSON (application/json, application/*+json), else a 415 rather than a 422 about a
-    dictionary. FastAPI reads a body without a Content-Type as bytes: that is a 415 too."""
+    dictionary. FastAPI reads a body without a Content-Type as bytes: that is a 415 too.
+    ``async``: a header check needs no threadpool hop."""
     mime = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json")):
         return
@@ -174,6 +173,8 @@ def _json_only(request: Request) -> None:
     )
 
 
+# ``dependencies=`` of a route: PAGED on collections (JSON pages and CSV), CSV_FORM on
+# single documents with a CSV twin, JSON_BODY on writes that take a JSON object.
 PAGED = [Depends(_paged)]
 CSV_FORM = [Depends(_bom_only)]
 JSON_BODY = [Depends(_json_only)]

@@ -8,7 +8,6 @@ import orjson
 from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from api.changes import service as changes
 from api.compat.seek import seek_cache
 from api.compat.soda import render, service
 from api.compat.soda.query import DEFAULT_LIMIT, MAX_LIMIT
@@ -170,6 +169,5 @@ def soda_metadata(
     request: Request, session: SessionDep, settings: SettingsDep, dataset: DatasetName
 ) -> Response:
     """The dataset's name, columns (`fieldName`, `dataTypeName`) and `rowsUpdatedAt` (epoch s)."""
-    body = service.metadata(session, dataset, settings.today())
-    version = changes.version(session, *service.find(dataset, settings.today()).scopes)
+    body, version = service.metadata(session, dataset, settings.today())
     return hashed(request, orjson.dumps(body), version)

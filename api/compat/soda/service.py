@@ -106,8 +106,9 @@ def prepare(
     return Result(session, ds, query, fingerprint)
 
 
-def metadata(session: Session, name: str, today: dt.date) -> dict[str, Any]:
-    """``/api/views/{dataset}.json``: Socrata's view metadata, the parts clients read."""
+def metadata(session: Session, name: str, today: dt.date) -> tuple[dict[str, Any], Version]:
+    """``/api/views/{dataset}.json``: Socrata's view metadata, the parts clients read, and
+    the version of the data behind it."""
     ds = find(name, today)
     version = changes.version(session, *ds.scopes)
     updated = version.last_modified or dt.datetime(1970, 1, 1)
@@ -130,4 +131,4 @@ def metadata(session: Session, name: str, today: dt.date) -> dict[str, Any]:
         ],
         "rowsUpdatedAt": epoch,
         "viewLastModified": epoch,
-    }
+    }, version
